@@ -1,0 +1,3 @@
+"""scheduler: a fan-out scheduler sidecar for Postgres job queues."""
+
+from __future__ import annotations

@@ -1,0 +1,76 @@
+"""The port every queue-system adapter implements: one narrow Protocol, frozen values in and out.
+
+Contract, for every method:
+- The caller owns the connection and the transaction. No method commits, rolls back, or opens another
+  connection; `enqueue_many` runs inside the caller's transaction so a tick's ledger claim and its jobs
+  commit together (or not at all).
+- Driver errors are translated once, here in the adapter, into `scheduler.errors` exceptions with the
+  original as `__cause__`: `SchemaMismatch`, `QueueMissing`, `BackendError`.
+- Results are exact: `enqueue_many` and `predict_many` return one outcome per job of the batch, in the
+  batch's order, so `accepted + dropped == planned` always holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from scheduler.types import BackendKind, Batch, ChunkResult, QueueInfo, QueueRef
+
+
+class Backend(Protocol):
+    """An adapter for one queue system's tables (pg-boss 12, procrastinate 3)."""
+
+    kind: BackendKind
+
+    def check_schema(self, conn: psycopg.Connection[Any], queue: QueueRef) -> str:
+        """Check that the queue system's tables are a version we support; return the version found.
+
+        Raises `SchemaMismatch` naming the version (or the missing table, column, index) found and the
+        versions supported. Reads only.
+        """
+        ...
+
+    def describe_queue(self, conn: psycopg.Connection[Any], queue: QueueRef) -> QueueInfo:
+        """Read the live queue: exists?, policy, retry/expiry settings, notify, schema version. Reads only.
+
+        A queue that does not exist is `QueueInfo(exists=False)`, not an exception.
+        """
+        ...
+
+    def ensure_queue(self, conn: psycopg.Connection[Any], queue: QueueRef) -> QueueInfo:
+        """Create the queue if it is missing and `queue.create_missing` is set (pg-boss: `create_queue` with
+        the declared policy, under pg-boss's own create-queue advisory lock). Returns the live queue.
+
+        Raises `QueueMissing` when the queue does not exist and may not be created.
+        """
+        ...
+
+    def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
+        """Insert the batch with one bulk statement (or COPY to a staging table + one INSERT), inside the
+        caller's transaction, and return one outcome per job in order.
+
+        The caller guarantees the queue exists (checked with `describe_queue`/`ensure_queue`) and that no
+        two jobs of the tick share a non-null `singleton_key` (it reports those as `duplicate_in_cohort`
+        itself). Jobs with no singleton key may still collide with each other under a one-per-key policy:
+        those are `policy_conflict`, naming the job that holds the slot.
+
+        Dropped jobs name their reason (`policy_conflict` with policy, holder id and holder state, or
+        `throttled`). Raises `BackendError` if the database rejects the statement.
+        """
+        ...
+
+    def predict_many(self, conn: psycopg.Connection[Any], batch: Batch, placed: set[str]) -> ChunkResult:
+        """What `enqueue_many` would return for this batch, without writing anything.
+
+        `placed` carries the slots (backend-normalized keys) that earlier batches of the same prediction
+        would have taken; this method adds the slots its accepted jobs would take (it mutates `placed`).
+        Accepted outcomes carry a job id of `""` (no id exists yet).
+        """
+        ...
+
+    def after_commit(self, conn: psycopg.Connection[Any], queue: QueueRef, info: QueueInfo) -> None:
+        """Wake listeners after the transaction committed (pg-boss `notify` queues); a no-op elsewhere."""
+        ...
