@@ -188,6 +188,8 @@ class FanoutReport:
     duration_seconds: float = 0.0
     connections_used: int = 0
     dry: bool = False
+    failure: str | None = None
+    """Why nothing of the tick was written (a missing queue), or None."""
 
     def add(self, result: ChunkResult) -> None:
         """Fold one chunk's outcomes into the totals (mutates the report)."""
