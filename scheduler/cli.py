@@ -1,0 +1,66 @@
+"""The `scheduler` command line.
+
+Exit codes: 0 ok; 1 findings or errors in the user's input (invalid files, a failed cohort query, drops
+the schedule did not expect with --strict); 2 usage error (argparse's own code).
+
+Each command lives in a module exposing `register(subparsers)`, which adds its parser and sets
+`handler=<function(args) -> int>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Fan-out scheduler for Postgres job queues (pg-boss, procrastinate).
+
+At each cron tick a schedule selects a cohort of entities and enqueues one job per entity with one bulk
+statement per queue, reporting every entity as accepted (with job id) or dropped (with the reason).
+"""
+
+EPILOG = """\
+examples:
+  scheduler validate schedules/
+  scheduler dry-run --hour 14 schedules/
+  scheduler fire insight-digest --at 2026-11-24T14:00:00Z schedules/
+  scheduler run schedules/
+
+Databases are named in the files (`databases: {app: {dsn_env: APP_DATABASE_URL}}`); their DSNs come
+from those environment variables. Run `scheduler COMMAND --help` for each command.
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the examples' line breaks; show defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from scheduler import commands
+
+    parser = argparse.ArgumentParser(
+        prog="scheduler", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for register in commands.REGISTRY:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

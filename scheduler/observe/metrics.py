@@ -1,0 +1,83 @@
+"""Metrics: every count goes to Sentry (real SDK; a no-op when no DSN is set) and to an in-process registry
+that `/metrics` renders in Prometheus text format.
+
+Names follow the product's contract: `job.enqueued`, `job.enqueue_dropped` (attributes schedule, queue,
+reason), `tick.duration`, `job.stagger_delay`, `job.reemit_exhausted`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sentry_sdk.metrics
+
+from scheduler.types import DropReason
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from scheduler.types import FanoutReport
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Histogram:
+    count: int = 0
+    total: float = 0.0
+    buckets: dict[float, int] = field(default_factory=dict)
+
+
+DEFAULT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class Metrics:
+    """Counters and distributions, thread-safe. One instance per process, passed down."""
+
+    def __init__(self, *, send_to_sentry: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._sentry = send_to_sentry
+        self.counters: dict[tuple[str, Labels], float] = {}
+        self.histograms: dict[tuple[str, Labels], Histogram] = {}
+
+    def count(self, name: str, value: float = 1, attributes: Mapping[str, str] | None = None) -> None:
+        attrs = dict(attributes or {})
+        key = (name, tuple(sorted(attrs.items())))
+        with self._lock:
+            self.counters[key] = self.counters.get(key, 0) + value
+        if self._sentry:
+            sentry_sdk.metrics.count(name, value, attributes=attrs)
+
+    def distribution(
+        self, name: str, value: float, unit: str | None = None, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        attrs = dict(attributes or {})
+        key = (name, tuple(sorted(attrs.items())))
+        with self._lock:
+            hist = self.histograms.setdefault(key, Histogram())
+            hist.count += 1
+            hist.total += value
+            for bound in DEFAULT_BUCKETS:
+                if value <= bound:
+                    hist.buckets[bound] = hist.buckets.get(bound, 0) + 1
+        if self._sentry:
+            sentry_sdk.metrics.distribution(name, value, unit=unit, attributes=attrs)
+
+    def record_fanout(self, report: FanoutReport) -> None:
+        """Count one committed fan-out: jobs enqueued, drops by reason, duration, stagger delays."""
+        for totals in report.queues.values():
+            queue = totals.queue.name
+            if totals.accepted:
+                self.count("job.enqueued", totals.accepted, {"schedule": report.schedule, "queue": queue})
+            for reason, n in totals.dropped_by_reason.items():
+                name = (
+                    "job.reemit_exhausted" if reason is DropReason.REEMIT_EXHAUSTED else "job.enqueue_dropped"
+                )
+                self.count(name, n, {"schedule": report.schedule, "queue": queue, "reason": reason.value})
+        self.distribution("tick.duration", report.duration_seconds, "second", {"schedule": report.schedule})
+
+    def record_stagger(self, schedule: str, delays_seconds: list[float]) -> None:
+        for delay in delays_seconds:
+            self.distribution("job.stagger_delay", delay, "second", {"schedule": schedule})
