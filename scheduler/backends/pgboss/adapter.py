@@ -1,0 +1,340 @@
+"""The pg-boss 12 adapter: jobs go straight into pg-boss's own tables (schema version 46, pg-boss 12.38.0).
+
+A row written here is the row pg-boss's `insert()` would write: a client-generated id, the queue's policy
+and retry/expiry/retention settings copied from `<schema>.queue`, state `created`. The policy's partial
+unique indexes then decide, inside PostgreSQL, which rows land (`ON CONFLICT DO NOTHING RETURNING id`);
+the ids that did not come back are the drops, and one more query names the job holding each slot.
+
+Which inserts a policy can refuse (research/pgboss.md §1–2). A new row is always `created`, so:
+- `short` and `stately` refuse a row when a `created` job of the same queue, policy and key exists
+  (indexes i1, i3);
+- `exclusive` refuses it when a `created`, `retry` or `active` one exists (i6);
+- `standard`, `singleton` (i2 covers only `active` rows) and `key_strict_fifo` (i8 covers only
+  active/retry/failed) never refuse an insert.
+"Key" is `COALESCE(singleton_key, '')`: every job without a singleton key shares the key `''`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, LiteralString
+
+import psycopg
+from psycopg import sql
+
+from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
+from scheduler.sqlfile import load_queries
+from scheduler.types import (
+    Accepted,
+    BackendKind,
+    ChunkResult,
+    Dropped,
+    DropReason,
+    Outcome,
+    QueueInfo,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from scheduler.types import Batch, JobSpec, QueueRef
+
+QUERIES: Final = load_queries("scheduler.backends.pgboss", "queries.sql")
+
+SCHEMA_VERSION: Final = 46
+"""The only pg-boss schema version this adapter writes to."""
+PGBOSS_VERSION: Final = "12.38.0"
+DEFAULT_SCHEMA: Final = "pgboss"
+POLICIES: Final = ("standard", "short", "singleton", "stately", "exclusive", "key_strict_fifo")
+"""Every queue policy pg-boss 12.38.0 accepts."""
+
+_CREATED_SLOT_POLICIES: Final = frozenset({"short", "stately"})
+"""Policies whose index refuses a new row while a `created` job holds its key."""
+_LIVE_SLOT_POLICIES: Final = frozenset({"exclusive"})
+"""Policies whose index refuses a new row while a created, retry or active job holds its key."""
+_DEDUP_POLICIES: Final = _CREATED_SLOT_POLICIES | _LIVE_SLOT_POLICIES
+
+_STAGING: Final = "scheduler_pgboss_staging"
+COPY_THRESHOLD: Final = 2000
+"""Batches larger than this go through COPY into a staging table instead of array parameters."""
+
+
+class PgBossBackend:
+    """Enqueue into pg-boss 12 (schema version 46) with direct SQL that a real pg-boss worker consumes."""
+
+    kind: BackendKind = BackendKind.PGBOSS
+
+    def __init__(self, copy_threshold: int = COPY_THRESHOLD) -> None:
+        self.copy_threshold = copy_threshold
+
+    def check_schema(self, conn: psycopg.Connection[Any], queue: QueueRef) -> str:
+        """Return "46" when pg-boss 12.38.0's schema is installed; raise `SchemaMismatch` otherwise."""
+        schema = _schema(queue)
+        with _driver_errors("schema check", queue):
+            found = conn.execute(_query("schema_table_find", schema), {"schema": schema}).fetchone()
+            if found is None or not found[0]:
+                raise SchemaMismatch(
+                    f'pg-boss is not installed in schema "{schema}" (no table "{schema}".version). '
+                    f"Start pg-boss {PGBOSS_VERSION} once against this database (`new PgBoss(dsn).start()` "
+                    f"creates its schema), or set the queue's `schema:` to the schema pg-boss uses."
+                )
+            rows = conn.execute(_query("schema_version_get", schema)).fetchall()
+        versions = sorted({row[0] for row in rows}, key=str)
+        if versions != [SCHEMA_VERSION]:
+            shown = ", ".join(str(v) for v in versions) or "none"
+            raise SchemaMismatch(
+                f'pg-boss schema version {shown} found in schema "{schema}"; this scheduler supports '
+                f"{SCHEMA_VERSION} (pg-boss {PGBOSS_VERSION}). Run pg-boss {PGBOSS_VERSION} once against "
+                f"this database so it migrates its schema, or point the queue at a schema on version "
+                f"{SCHEMA_VERSION}."
+            )
+        return str(SCHEMA_VERSION)
+
+    def describe_queue(self, conn: psycopg.Connection[Any], queue: QueueRef) -> QueueInfo:
+        """Read `<schema>.queue`; a missing queue is `exists=False`. Raises `SchemaMismatch` first if the
+        schema is not pg-boss 12.38.0's."""
+        version = self.check_schema(conn, queue)
+        with _driver_errors("queue lookup", queue):
+            row = conn.execute(_query("queue_get", _schema(queue)), {"name": queue.name}).fetchone()
+        if row is None:
+            return QueueInfo(queue=queue, exists=False, schema_version=version)
+        _, policy, retry_limit, retry_delay, expire_seconds, notify = row
+        return QueueInfo(
+            queue=queue,
+            exists=True,
+            policy=policy,
+            retry_limit=retry_limit,
+            retry_delay_seconds=retry_delay,
+            expire_seconds=expire_seconds,
+            notify=bool(notify),
+            schema_version=version,
+        )
+
+    def ensure_queue(self, conn: psycopg.Connection[Any], queue: QueueRef) -> QueueInfo:
+        """Return the live queue, creating it with its declared policy (default "standard") when it is
+        missing and `queue.create_missing` is set; raise `QueueMissing` when it is missing otherwise."""
+        info = self.describe_queue(conn, queue)
+        if info.exists:
+            return info
+        schema = _schema(queue)
+        if not queue.create_missing:
+            raise QueueMissing(
+                f'Queue "{queue.name}" (queue `{queue.logical}`) does not exist in pg-boss schema "{schema}". '
+                f"Create it with pg-boss (`boss.createQueue('{queue.name}', {{ policy: ... }})`), or set "
+                f"`create_missing: true` on queue `{queue.logical}` so the scheduler creates it."
+            )
+        policy = queue.policy or "standard"
+        if policy not in POLICIES:
+            raise ConfigError(
+                f'Queue `{queue.logical}` declares pg-boss policy "{policy}"; allowed: {", ".join(POLICIES)}.'
+            )
+        with _driver_errors("queue creation", queue):
+            conn.execute(_query("queue_create_lock", schema), {"schema": schema})
+            conn.execute(
+                _query("queue_create", schema),
+                {"name": queue.name, "options": json.dumps({"policy": policy})},
+            )
+        return self.describe_queue(conn, queue)
+
+    def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
+        """Insert the batch in one statement (arrays, or COPY to a staging table above `copy_threshold`
+        rows) and report each job: accepted with its id, or dropped naming the job holding its slot."""
+        queue = batch.queue
+        if not batch.jobs:
+            return ChunkResult(queue=queue, outcomes=())
+        schema = _schema(queue)
+        policy = self._live_policy(conn, queue)
+        _require_keys(batch, policy)
+        ids = [str(uuid.uuid4()) for _ in batch.jobs]
+        rows = _encode(batch.jobs, ids)
+        with _driver_errors("enqueue", queue):
+            if len(rows) > self.copy_threshold:
+                inserted = _insert_staged(conn, schema, queue.name, rows)
+            else:
+                inserted = _insert_arrays(conn, schema, queue.name, rows)
+            dropped_slots = {
+                _slot(job) for job, job_id in zip(batch.jobs, ids, strict=True) if job_id not in inserted
+            }
+            holders = _holders(conn, schema, queue.name, policy, dropped_slots)
+        outcomes: list[Outcome] = []
+        for job, job_id in zip(batch.jobs, ids, strict=True):
+            if job_id in inserted:
+                outcomes.append(Accepted(key=job.key, job_id=job_id))
+            else:
+                holder = holders.get(_slot(job))
+                outcomes.append(_conflict(job, policy, holder))
+        return ChunkResult(queue=queue, outcomes=tuple(outcomes))
+
+    def predict_many(self, conn: psycopg.Connection[Any], batch: Batch, placed: set[str]) -> ChunkResult:
+        """What `enqueue_many` would report, without writing: existing holders are read with the same
+        predicates as the policy's unique index; earlier jobs of this prediction come from `placed`, which
+        this method extends with the slots its accepted jobs take (it mutates `placed`)."""
+        queue = batch.queue
+        if not batch.jobs:
+            return ChunkResult(queue=queue, outcomes=())
+        schema = _schema(queue)
+        policy = self._live_policy(conn, queue)
+        _require_keys(batch, policy)
+        _encode(batch.jobs, [""] * len(batch.jobs))  # the same payload checks as enqueue_many
+        with _driver_errors("prediction", queue):
+            holders = _holders(conn, schema, queue.name, policy, {_slot(job) for job in batch.jobs})
+        outcomes: list[Outcome] = []
+        for job in batch.jobs:
+            if policy not in _DEDUP_POLICIES:
+                outcomes.append(Accepted(key=job.key, job_id=""))
+                continue
+            slot = _slot(job)
+            token = f"pgboss\x1f{schema}\x1f{queue.name}\x1f{slot}"
+            if slot in holders:
+                outcomes.append(_conflict(job, policy, holders[slot]))
+            elif token in placed:
+                # Held by a job this prediction would insert earlier: it has no id yet.
+                outcomes.append(_conflict(job, policy, ("", "created")))
+            else:
+                placed.add(token)
+                outcomes.append(Accepted(key=job.key, job_id=""))
+        return ChunkResult(queue=queue, outcomes=tuple(outcomes))
+
+    def after_commit(self, conn: psycopg.Connection[Any], queue: QueueRef, info: QueueInfo) -> None:
+        """On a `notify` queue, send pg-boss's wake-up (`pg_notify(<channel of the schema>, <queue>)`).
+
+        On a connection outside autocommit this opens a transaction, and the notification is delivered
+        when the caller commits it (PostgreSQL sends NOTIFY at commit).
+        """
+        if not info.notify:
+            return
+        schema = _schema(queue)
+        with _driver_errors("notify", queue):
+            conn.execute(_query("queue_notify", schema), {"schema": schema, "name": queue.name})
+
+    def _live_policy(self, conn: psycopg.Connection[Any], queue: QueueRef) -> str:
+        with _driver_errors("queue lookup", queue):
+            row = conn.execute(_query("queue_get", _schema(queue)), {"name": queue.name}).fetchone()
+        if row is None:
+            raise QueueMissing(
+                f'Queue "{queue.name}" (queue `{queue.logical}`) does not exist in pg-boss schema '
+                f'"{_schema(queue)}"; nothing was enqueued. Create it, or set `create_missing: true`.'
+            )
+        return str(row[1])
+
+
+_Row = tuple[str, str, int, Any, str | None, int | None, int | None, int | None]
+"""(id, data json, priority, start_after, singleton_key, retry_limit, retry_delay, expire_seconds)."""
+
+
+def _schema(queue: QueueRef) -> str:
+    return queue.schema or DEFAULT_SCHEMA
+
+
+def _query(name: str, schema: str) -> sql.Composed:
+    text: LiteralString = QUERIES[name]
+    return sql.SQL(text).format(schema=sql.Identifier(schema), staging=sql.Identifier(_STAGING))
+
+
+@contextmanager
+def _driver_errors(action: str, queue: QueueRef) -> Iterator[None]:
+    """Translate driver errors into `BackendError`, keeping the original as `__cause__`."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        detail = exc.diag.message_primary or str(exc).strip()
+        raise BackendError(
+            f'pg-boss {action} failed for queue "{queue.name}" in schema "{_schema(queue)}": {detail}. '
+            f"The transaction is aborted; roll it back (nothing of it is committed)."
+        ) from exc
+
+
+def _slot(job: JobSpec) -> str:
+    """The key a policy index compares: `COALESCE(singleton_key, '')`."""
+    return job.singleton_key or ""
+
+
+def _require_keys(batch: Batch, policy: str) -> None:
+    """key_strict_fifo needs a singleton key on every job (pg-boss's send() throws; the table has a CHECK)."""
+    if policy != "key_strict_fifo":
+        return
+    missing = [job.key for job in batch.jobs if job.singleton_key is None]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise PlanError(
+            f'Queue "{batch.queue.name}" (queue `{batch.queue.logical}`) has policy key_strict_fifo, which '
+            f"needs a singleton key on every job; {len(missing)} job(s) have none (entities: {shown}). "
+            f'Set `singleton_key:` on the schedule, e.g. "{{key}}".'
+        )
+
+
+def _encode(jobs: Sequence[JobSpec], ids: Sequence[str]) -> list[_Row]:
+    rows: list[_Row] = []
+    for job, job_id in zip(jobs, ids, strict=True):
+        try:
+            data = json.dumps(dict(job.data))
+        except (TypeError, ValueError) as exc:
+            raise PlanError(f"Entity {job.key!r}: the payload is not JSON-serializable ({exc}).") from exc
+        if job.start_after.tzinfo is None:
+            raise PlanError(f"Entity {job.key!r}: start_after {job.start_after} has no time zone.")
+        opts = job.options
+        rows.append(
+            (
+                job_id,
+                data,
+                opts.priority,
+                job.start_after,
+                job.singleton_key,
+                opts.retry_limit,
+                opts.retry_delay_seconds,
+                opts.expire_in_seconds,
+            )
+        )
+    return rows
+
+
+def _insert_arrays(conn: psycopg.Connection[Any], schema: str, name: str, rows: list[_Row]) -> set[str]:
+    columns = list(zip(*rows, strict=True))
+    params = {
+        "name": name,
+        "ids": list(columns[0]),
+        "data": list(columns[1]),
+        "priorities": list(columns[2]),
+        "start_afters": list(columns[3]),
+        "singleton_keys": list(columns[4]),
+        "retry_limits": list(columns[5]),
+        "retry_delays": list(columns[6]),
+        "expire_seconds": list(columns[7]),
+    }
+    return {row[0] for row in conn.execute(_query("job_insert_many", schema), params).fetchall()}
+
+
+def _insert_staged(conn: psycopg.Connection[Any], schema: str, name: str, rows: list[_Row]) -> set[str]:
+    conn.execute(_query("job_staging_create", schema))
+    conn.execute(_query("job_staging_truncate", schema))
+    with conn.cursor() as cur:
+        with cur.copy(_query("job_staging_copy", schema)) as copy:
+            for ord_, row in enumerate(rows, start=1):
+                copy.write_row((ord_, *row))
+        inserted = {r[0] for r in cur.execute(_query("job_insert_staged_many", schema), {"name": name})}
+    conn.execute(_query("job_staging_truncate", schema))
+    return inserted
+
+
+def _holders(
+    conn: psycopg.Connection[Any], schema: str, name: str, policy: str, slots: set[str]
+) -> dict[str, tuple[str, str]]:
+    """slot → (holder id, holder state), found with the same predicate as the policy's unique index."""
+    if not slots or policy not in _DEDUP_POLICIES:
+        return {}
+    statement = "job_holder_live_many" if policy in _LIVE_SLOT_POLICIES else "job_holder_created_many"
+    params = {"slots": sorted(slots), "name": name, "policy": policy}
+    return {slot: (id_, state) for slot, id_, state in conn.execute(_query(statement, schema), params)}
+
+
+def _conflict(job: JobSpec, policy: str, holder: tuple[str, str] | None) -> Dropped:
+    return Dropped(
+        key=job.key,
+        reason=DropReason.POLICY_CONFLICT,
+        singleton_key=job.singleton_key,
+        policy=policy,
+        holder_id=holder[0] if holder else None,
+        holder_state=holder[1] if holder else None,
+    )

@@ -1,0 +1,121 @@
+-- Statements the pg-boss 12 adapter runs against pg-boss's own tables (schema version 46).
+-- `{schema}` is pg-boss's schema, filled only through psycopg.sql.Identifier; every value is bound.
+-- Facts behind each statement: /work/shared/research/pgboss.md (§1 indexes, §3 direct SQL).
+
+-- name: job_holder_created_many :many
+-- For each slot key, the `created` job holding it under a short or stately queue (indexes i1, i3).
+-- The holder's own `policy` column must match: the partial unique indexes test the row, not the queue.
+SELECT k.slot, j.id::text AS id, j.state::text AS state
+FROM unnest(%(slots)s::text[]) AS k (slot)
+JOIN {schema}.job j
+  ON j.name = %(name)s
+  AND j.policy = %(policy)s
+  AND j.state = 'created'
+  AND COALESCE(j.singleton_key, '') = k.slot
+
+-- name: job_holder_live_many :many
+-- For each slot key, the created, retry or active job holding it under an exclusive queue (index i6).
+SELECT k.slot, j.id::text AS id, j.state::text AS state
+FROM unnest(%(slots)s::text[]) AS k (slot)
+JOIN {schema}.job j
+  ON j.name = %(name)s
+  AND j.policy = %(policy)s
+  AND j.state <= 'active'
+  AND COALESCE(j.singleton_key, '') = k.slot
+
+-- name: job_insert_many :many
+-- Insert one job per array element in input order, copying the queue's settings the way pg-boss's own
+-- insert does; a row that hits a policy index is skipped (ON CONFLICT with no target) and not returned.
+-- ORDER BY ord makes the first row of a shared slot the one that lands.
+INSERT INTO {schema}.job (
+  id, name, data, priority, state, start_after, created_on, singleton_key,
+  retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
+  keep_until, policy, dead_letter, heartbeat_seconds
+)
+SELECT
+  r.id, q.name, r.data::jsonb, r.priority, 'created', r.start_after, {schema}.job_now(), r.singleton_key,
+  COALESCE(r.retry_limit, q.retry_limit), COALESCE(r.retry_delay, q.retry_delay), q.retry_backoff,
+  q.retry_delay_max, COALESCE(r.expire_seconds, q.expire_seconds), q.deletion_seconds,
+  r.start_after + q.retention_seconds * interval '1 second', q.policy, q.dead_letter, q.heartbeat_seconds
+FROM unnest(
+  %(ids)s::uuid[], %(data)s::text[], %(priorities)s::int[], %(start_afters)s::timestamptz[],
+  %(singleton_keys)s::text[], %(retry_limits)s::int[], %(retry_delays)s::int[], %(expire_seconds)s::int[]
+) WITH ORDINALITY AS r (id, data, priority, start_after, singleton_key, retry_limit, retry_delay, expire_seconds, ord)
+JOIN {schema}.queue q ON q.name = %(name)s
+ORDER BY r.ord
+ON CONFLICT DO NOTHING
+RETURNING id::text
+
+-- name: job_insert_staged_many :many
+-- The COPY path: the same insert as job_insert_many, reading the rows from the staging table.
+-- A plain COPY into the job table would abort on the first policy conflict.
+INSERT INTO {schema}.job (
+  id, name, data, priority, state, start_after, created_on, singleton_key,
+  retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
+  keep_until, policy, dead_letter, heartbeat_seconds
+)
+SELECT
+  r.id, q.name, r.data, r.priority, 'created', r.start_after, {schema}.job_now(), r.singleton_key,
+  COALESCE(r.retry_limit, q.retry_limit), COALESCE(r.retry_delay, q.retry_delay), q.retry_backoff,
+  q.retry_delay_max, COALESCE(r.expire_seconds, q.expire_seconds), q.deletion_seconds,
+  r.start_after + q.retention_seconds * interval '1 second', q.policy, q.dead_letter, q.heartbeat_seconds
+FROM {staging} r
+JOIN {schema}.queue q ON q.name = %(name)s
+ORDER BY r.ord
+ON CONFLICT DO NOTHING
+RETURNING id::text
+
+-- name: job_staging_copy
+-- Fill the staging table (COPY … FROM STDIN, text format; psycopg encodes each value).
+COPY {staging} (ord, id, data, priority, start_after, singleton_key, retry_limit, retry_delay, expire_seconds)
+FROM STDIN
+
+-- name: job_staging_create
+-- The session's staging table for the COPY path. It outlives the transaction on purpose: ON COMMIT DROP
+-- would vanish between statements on an autocommit connection. It is emptied before and after each use.
+CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (
+  ord bigint NOT NULL,
+  id uuid NOT NULL,
+  data jsonb NOT NULL,
+  priority int NOT NULL,
+  start_after timestamptz NOT NULL,
+  singleton_key text,
+  retry_limit int,
+  retry_delay int,
+  expire_seconds int
+)
+
+-- name: job_staging_truncate
+-- Empty the staging table.
+TRUNCATE {staging}
+
+-- name: queue_create
+-- Create a queue through pg-boss's own function (idempotent); `options` carries an explicit policy.
+SELECT {schema}.create_queue(%(name)s, %(options)s::jsonb)
+
+-- name: queue_create_lock
+-- pg-boss's create-queue advisory lock: sha224 of "<database>.pgboss.<schema>create-queue", first 64 bits.
+-- Held to the end of the transaction, so a concurrent pg-boss createQueue() (and its partition DDL) waits.
+SELECT pg_advisory_xact_lock(
+  ('x' || encode(sha224((current_database() || '.pgboss.' || %(schema)s::text || 'create-queue')::bytea), 'hex'))::bit(64)::bigint
+)
+
+-- name: queue_get
+-- The live queue row: policy and the settings each new job copies.
+SELECT name, policy, retry_limit, retry_delay, expire_seconds, notify
+FROM {schema}.queue
+WHERE name = %(name)s
+
+-- name: queue_notify
+-- Wake pg-boss workers listening for this queue. The channel is "pgboss_" plus the first 24 hex digits
+-- of sha224(schema), derived in the database like pg-boss derives it, so both sides always agree.
+SELECT pg_notify('pgboss_' || left(encode(sha224(%(schema)s::text::bytea), 'hex'), 24), %(name)s::text)
+
+-- name: schema_table_find
+-- Whether pg-boss's version table exists in the schema, without raising (which would abort the caller's
+-- transaction).
+SELECT to_regclass(format('%%I.version', %(schema)s::text)) IS NOT NULL AS installed
+
+-- name: schema_version_get
+-- The pg-boss schema version.
+SELECT version FROM {schema}.version
