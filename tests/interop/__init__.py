@@ -1,0 +1,1 @@
+"""Peers run by the interop tests: a procrastinate app (Python) and pg-boss scripts (Node, `*.mjs`)."""
