@@ -1,0 +1,53 @@
+"""The schema check: only pg-boss 12.38.0's schema version 46 is written to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from scheduler.errors import SchemaMismatch
+from tests.integration.pgboss.interop import INCIDENT_QUEUE, queue_ref
+
+if TYPE_CHECKING:
+    from scheduler.backends.pgboss import PgBossBackend
+    from tests.conftest import MakeDatabase
+
+QUEUE = queue_ref(INCIDENT_QUEUE)
+
+
+def test_check_schema_accepts_version_46(
+    conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
+) -> None:
+    """The schema the real pg-boss 12.38.0 created passes and reports "46"."""
+    assert backend.check_schema(conn, QUEUE) == "46"
+
+
+def test_check_schema_rejects_another_version(
+    conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
+) -> None:
+    """A schema on version 45 raises SchemaMismatch naming the version found, the one supported and the fix."""
+    conn.execute("UPDATE pgboss.version SET version = 45")
+    with pytest.raises(SchemaMismatch) as caught:
+        backend.check_schema(conn, QUEUE)
+    assert str(caught.value) == (
+        'pg-boss schema version 45 found in schema "pgboss"; this scheduler supports 46 (pg-boss 12.38.0). '
+        "Run pg-boss 12.38.0 once against this database so it migrates its schema, or point the queue at a "
+        "schema on version 46."
+    )
+
+
+def test_check_schema_reports_pg_boss_not_installed(
+    make_database: MakeDatabase, backend: PgBossBackend
+) -> None:
+    """A database without pg-boss's schema raises SchemaMismatch saying so, and the transaction stays usable."""
+    with psycopg.connect(make_database()) as conn:
+        with pytest.raises(SchemaMismatch) as caught:
+            backend.check_schema(conn, QUEUE)
+        assert str(caught.value) == (
+            'pg-boss is not installed in schema "pgboss" (no table "pgboss".version). Start pg-boss 12.38.0 '
+            "once against this database (`new PgBoss(dsn).start()` creates its schema), or set the queue's "
+            "`schema:` to the schema pg-boss uses."
+        )
+        assert conn.execute("SELECT 1").fetchone() == (1,)
