@@ -7,13 +7,25 @@ Locations (file, line, column) are not stored on the models; the loader keeps th
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
-from datetime import timedelta
+import zoneinfo
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+)
 
+from scheduler.planning.keys import template_fields
 from scheduler.types import BackendKind, DropReason
 
 _DURATION = re.compile(r"(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)")
@@ -62,6 +74,70 @@ def format_duration(value: timedelta) -> str:
     if seconds:
         parts.append(f"{seconds:g}s")
     return "".join(parts)
+
+
+PGBOSS_POLICIES = ("standard", "short", "singleton", "stately", "exclusive", "key_strict_fifo")
+"""The queue policies pg-boss 12 knows (`research/`); `standard` is its default."""
+
+_CRON_FIELDS = "minute (0-59) hour (0-23) day-of-month (1-31) month (1-12) day-of-week (0-6, 0 = Sunday)"
+_CRON_ANCHOR = datetime(2000, 1, 1)  # a leap year, so `0 0 29 2 *` is seen to fire
+
+
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+"""Macros accepted in place of 5 fields (the same set `planning.ticks` expands)."""
+
+
+def check_cron(expr: str) -> str:
+    """Return `expr` if it is a 5-field cron expression (or a macro) that fires; raise ValueError saying how to fix it."""
+    if expr.strip().lower() in CRON_MACROS:
+        return expr
+    fields = expr.split()
+    fix = f'write 5 fields: {_CRON_FIELDS}, e.g. "0 * * * *" for every hour, or a macro such as @daily'
+    if len(fields) != 5:
+        raise ValueError(f"cron {expr!r} has {len(fields)} fields, not 5; {fix}")
+    try:
+        # Two leap cycles from a fixed anchor: enough to see any 5-field expression fire, and pure.
+        croniter(expr, _CRON_ANCHOR).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(
+            f"cron {expr!r} never fires (no such day in any month); fix the day-of-month or month field"
+        ) from None
+    except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
+        raise ValueError(f"cron {expr!r} is not a valid cron expression ({exc}); {fix}") from None
+    return expr
+
+
+def check_timezone(name: str) -> str:
+    """Return `name` if it is an IANA time zone; raise ValueError suggesting close names."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        pass
+    else:
+        return name
+    known = sorted(zoneinfo.available_timezones())
+    by_lower = {z.lower(): z for z in known}
+    close = [by_lower[z] for z in difflib.get_close_matches(name.lower(), by_lower, n=3, cutoff=0.6)]
+    hint = f"did you mean {', '.join(repr(z) for z in close)}? " if close else ""
+    raise ValueError(f"unknown time zone {name!r}; {hint}write an IANA name such as 'UTC' or 'Europe/Berlin'")
+
+
+def check_policy(policy: str | None) -> str | None:
+    """Return `policy` if pg-boss knows it; raise ValueError listing the policies."""
+    if policy is None or policy in PGBOSS_POLICIES:
+        return policy
+    close = difflib.get_close_matches(policy, PGBOSS_POLICIES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(
+        f"policy {policy!r} is not a pg-boss policy{hint}; use one of {', '.join(PGBOSS_POLICIES)}"
+    )
+
+
+def check_template(template: str | None) -> str | None:
+    """Return `template` if it parses as a singleton-key template (TemplateError is a ValueError)."""
+    if template is not None:
+        template_fields(template)
+    return template
 
 
 Duration = Annotated[
@@ -125,6 +201,8 @@ class QueueDef(_Model):
         False,
         description="pg-boss: create the queue (with the declared policy) if it does not exist.",
     )
+
+    _check_policy = field_validator("policy")(check_policy)
 
 
 class Lane(_Model):
@@ -200,6 +278,10 @@ class Schedule(_Model):
     )
     enabled: bool = True
 
+    _check_cron = field_validator("cron")(check_cron)
+    _check_timezone = field_validator("timezone")(check_timezone)
+    _check_singleton_key = field_validator("singleton_key")(check_template)
+
 
 class Watcher(_Model):
     """A periodic scan for stuck work that re-emits one job per stuck entity."""
@@ -218,6 +300,8 @@ class Watcher(_Model):
     statement_timeout: Duration = Field(timedelta(seconds=30))
     priority: int = 0
     queue_level: bool = Field(False, description="Also report stalled jobs in the queue tables themselves.")
+
+    _check_singleton_key = field_validator("singleton_key")(check_template)
 
 
 class Config(_Model):
