@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parents[3]
-PROCRASTINATE_CLI = Path(sys.executable).with_name("procrastinate")
 WORKER_TIMEOUT_SECONDS = 30
 
 QUEUE = QueueRef(
@@ -104,7 +103,9 @@ def run_worker_once(dsn: str) -> subprocess.CompletedProcess[str]:
     """Run the real procrastinate CLI worker in one-shot mode: it runs every due job, then exits."""
     result = subprocess.run(
         [
-            str(PROCRASTINATE_CLI),
+            sys.executable,
+            "-m",  # puts the cwd (the repository) on sys.path, so the app module imports
+            "procrastinate",
             "--app=tests.interop.procrastinate_app.app",
             "worker",
             "--one-shot",
