@@ -26,7 +26,9 @@ JOIN {schema}.job j
 -- name: job_insert_many :many
 -- Insert one job per array element in input order, copying the queue's settings the way pg-boss's own
 -- insert does; a row that hits a policy index is skipped (ON CONFLICT with no target) and not returned.
--- ORDER BY ord makes the first row of a shared slot the one that lands.
+-- Rows go in sorted by slot key, so two fan-outs over overlapping keys wait on each other in one order
+-- and never deadlock; within a slot, input order (ord) decides, so the first row of a shared slot lands.
+-- created_on uses pg-boss's job_now() (now(), unless a pg-boss test clock overrides it), like send().
 INSERT INTO {schema}.job (
   id, name, data, priority, state, start_after, created_on, singleton_key,
   retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
@@ -42,12 +44,12 @@ FROM unnest(
   %(singleton_keys)s::text[], %(retry_limits)s::int[], %(retry_delays)s::int[], %(expire_seconds)s::int[]
 ) WITH ORDINALITY AS r (id, data, priority, start_after, singleton_key, retry_limit, retry_delay, expire_seconds, ord)
 JOIN {schema}.queue q ON q.name = %(name)s
-ORDER BY r.ord
+ORDER BY COALESCE(r.singleton_key, ''), r.ord
 ON CONFLICT DO NOTHING
 RETURNING id::text
 
 -- name: job_insert_staged_many :many
--- The COPY path: the same insert as job_insert_many, reading the rows from the staging table.
+-- The COPY path: the same insert as job_insert_many (same order and settings), reading the staging table.
 -- A plain COPY into the job table would abort on the first policy conflict.
 INSERT INTO {schema}.job (
   id, name, data, priority, state, start_after, created_on, singleton_key,
@@ -61,7 +63,7 @@ SELECT
   r.start_after + q.retention_seconds * interval '1 second', q.policy, q.dead_letter, q.heartbeat_seconds
 FROM {staging} r
 JOIN {schema}.queue q ON q.name = %(name)s
-ORDER BY r.ord
+ORDER BY COALESCE(r.singleton_key, ''), r.ord
 ON CONFLICT DO NOTHING
 RETURNING id::text
 

@@ -20,6 +20,20 @@ POLICIES = ("standard", "short", "singleton", "stately", "exclusive", "key_stric
 INCIDENT_QUEUE = "generate-insight-post"
 NOTIFY_QUEUE = "notify-queue"
 WORKER_QUEUE = "worker-queue"
+SETTINGS_QUEUE = "settings-queue"
+PARTITIONED_QUEUE = "partitioned-queue"
+SETTINGS = {
+    "policy": "stately",
+    "retryLimit": 4,
+    "retryDelay": 3,
+    "retryBackoff": True,
+    "retryDelayMax": 30,
+    "expireInSeconds": 120,
+    "retentionSeconds": 3600,
+    "deleteAfterSeconds": 60,
+    "heartbeatSeconds": 30,
+    "deadLetter": WORKER_QUEUE,
+}
 
 
 def policy_queue(policy: str) -> str:
@@ -32,6 +46,8 @@ TEMPLATE_QUEUES: list[dict[str, Any]] = [
     {"name": INCIDENT_QUEUE, "options": {"policy": "stately"}},
     {"name": NOTIFY_QUEUE, "options": {"policy": "standard", "notify": True}},
     {"name": WORKER_QUEUE, "options": {"policy": "standard"}},
+    {"name": SETTINGS_QUEUE, "options": SETTINGS},
+    {"name": PARTITIONED_QUEUE, "options": {"policy": "stately", "partition": True}},
 ]
 
 
