@@ -149,6 +149,11 @@ def _yaml_finding(file: Path, text: str, exc: yaml.YAMLError) -> Finding:
             fix = "indent with spaces: YAML does not allow tabs for indentation"
         elif "end of stream" in problem:
             fix = "close the quote or bracket that is still open"
+        elif "<block end>" in problem or "mapping values are not allowed" in problem:
+            fix = (
+                "indent this line like the other keys of its mapping (they start in the same column), "
+                "or quote a value that contains ': '"
+            )
         else:
             fix = "check the indentation and the quotes around this line"
         return Finding("CFG001", Severity.ERROR, f"malformed YAML: {what}; {fix}", location)
