@@ -69,9 +69,9 @@ REQUIRED_COLUMNS = (
     "scheduled_at",
     "attempts",
     "abort_requested",
-    "worker_id",
 )
-"""The columns we write, plus the ones whose defaults we rely on; `worker_id` appeared in 3.x."""
+"""The columns we write or filter on, plus the ones whose defaults we rely on. The 3.x marker is the index
+name: `procrastinate_jobs_queueing_lock_idx_v1` replaced the unsuffixed index in 3.0.0's migrations."""
 REQUIRED_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 NAME_LIMIT = 128
 """`queue_name` and `task_name` are varchar(128)."""
@@ -223,7 +223,7 @@ class ProcrastinateBackend:
 
 def _slot(queue: QueueRef, lock: str) -> str:
     """The `placed` entry for a lock. The unique index spans every queue of one procrastinate schema."""
-    return f"procrastinate:{queue.schema or ''}:{lock}"
+    return f"procrastinate\x1f{queue.schema or ''}\x1f{lock}"
 
 
 def _require_task(queue: QueueRef) -> str:

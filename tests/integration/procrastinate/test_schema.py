@@ -69,6 +69,13 @@ def test_describe_queue_reports_the_queueing_lock_policy(
     )
 
 
+def test_ensure_queue_creates_nothing(backend: ProcrastinateBackend, conn: psycopg.Connection[Any]) -> None:
+    """ensure_queue on an installed schema returns the description and writes nothing."""
+    assert backend.ensure_queue(conn, QUEUE) == backend.describe_queue(conn, QUEUE)
+    assert conn.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
+    assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)
+
+
 def test_ensure_queue_without_schema_raises_queue_missing(
     backend: ProcrastinateBackend, make_database: MakeDatabase
 ) -> None:
