@@ -20,9 +20,55 @@ queues:
   plain: { name: plain-jobs, backend: pgboss }
   rollups: { name: billing, backend: procrastinate, task: billing.rollup }
 lanes:
-  chat: { default: plain, routes: { report: rollups } }
+  chat: { default: plain, routes: { report: insights } }
 """
 """Ten lines of valid declarations; a test's own YAML starts at line 11."""
+
+EXAMPLE = """\
+version: 1
+databases:          # DSNs come from the environment, never from the file
+  app: { dsn_env: APP_DATABASE_URL }
+  queue: { dsn_env: QUEUE_DATABASE_URL }
+queues:
+  insights: { name: generate-insight-post, backend: pgboss, database: queue, policy: stately }
+  chat-ui: { name: generate-chat-assistant-response-ui, backend: pgboss, database: queue }
+  chat-automation: { name: generate-chat-assistant-response-automation, backend: pgboss, database: queue }
+  rollups: { name: billing, backend: procrastinate, database: queue, task: billing.rollup }
+lanes:
+  chat-assistant:
+    default: chat-ui
+    routes: { scheduled_report: chat-automation, data_change: chat-automation }
+aliases:   # a renamed queue: jobs still arriving on the old name are moved
+  generate-chat-assistant-response: chat-ui
+schedules:
+  insight-digest:
+    cron: "0 * * * *"
+    timezone: UTC
+    cohort:
+      sql: select id as key, json_build_object('organizationId', id) as data
+           from organization where digest_hour = %(hour)s
+    queue: insights
+    singleton_key: "insight:{key}"
+    stagger: { window: 60m, strategy: hash }
+  billing-rollup:
+    cron: "15 2 * * *"
+    timezone: Europe/Berlin
+    cohort:
+      static:
+        - { key: acme, data: { plan: pro } }
+        - { key: globex, data: { plan: team } }
+    queue: rollups
+    singleton_key: "rollup:{key}"
+    stagger: { window: 10m, strategy: spread }
+watchers:
+  chat-generating:
+    every: 30s
+    stuck_after: 90s
+    sql: select id as key, source from chat_message
+         where status = 'GENERATING' and updated_at < now() - %(stuck_after)s
+    lane: chat-assistant
+"""
+"""The YAML format example of DESIGN.md, verbatim."""
 
 Write = Callable[..., Path]
 Load = Callable[..., LoadedConfig]
