@@ -50,16 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="scheduler", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for register in commands.REGISTRY:
+    for register in commands.registry():
         register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Options may come after PATHS (`fire NAME schedules/ --dry`): each command parses intermixed.
+    commands = _subcommands(parser)
+    if argv and argv[0] in commands:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    else:
+        args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,8 @@
-"""The CLI's commands, one module each; `REGISTRY` lists their `register` functions in help order."""
+"""The CLI's commands, one module each with `register(subparsers)`; `MODULES` lists them in help order."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,4 +11,10 @@ if TYPE_CHECKING:
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
-REGISTRY: list[Register] = []
+MODULES = ["validate", "dryrun", "fire", "schema"]
+"""Command modules under `scheduler.commands`, imported when the parser is built."""
+
+
+def registry() -> list[Register]:
+    """Every command's `register` function, in help order."""
+    return [importlib.import_module(f"scheduler.commands.{name}").register for name in MODULES]

@@ -1,0 +1,80 @@
+"""Pieces every command shares: the PATHS argument, loading with findings printed, output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from scheduler.config import ConfigInvalid, LoadedConfig, Severity, load_config
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable
+
+    from scheduler.config import Finding
+
+CONFIG_ENV = "SCHEDULER_CONFIG"
+DEFAULT_PATHS = ("schedules",)
+
+
+def add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATHS",
+        help=f"schedule files or directories of *.yaml (default: ${CONFIG_ENV}, colon-separated, else ./schedules)",
+    )
+
+
+def config_paths(args: argparse.Namespace) -> list[Path]:
+    if args.paths:
+        return list(args.paths)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [Path(p) for p in DEFAULT_PATHS]
+
+
+def load_or_print(args: argparse.Namespace, out: TextIO = sys.stderr) -> LoadedConfig | None:
+    """Load the config; on errors print every finding and return None."""
+    paths = config_paths(args)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        for p in missing:
+            print(f"{p}: no such file or directory; pass schedule files or a directory of *.yaml", file=out)
+        return None
+    try:
+        return load_config(paths)
+    except ConfigInvalid as exc:
+        print_findings(exc.findings, out)
+        return None
+
+
+def print_findings(findings: Iterable[Finding], out: TextIO = sys.stdout) -> None:
+    for finding in findings:
+        print(finding.format(), file=out)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    loc = finding.location
+    return {
+        "code": finding.code,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "file": str(loc.file) if loc else None,
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+    }
+
+
+def dump_json(doc: Any, out: TextIO = sys.stdout) -> None:
+    json.dump(doc, out, indent=2, default=str)
+    out.write("\n")

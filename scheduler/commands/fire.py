@@ -1,0 +1,170 @@
+"""`scheduler fire`: run one tick of one schedule now, end to end, and print the enqueue report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
+from scheduler.commands.common import add_paths, dump_json, load_or_print
+from scheduler.errors import SchedulerError
+from scheduler.fanout import Fanout, FanoutResult, default_backends, fire
+from scheduler.observe.events import fanout_event, unexpected_drops
+from scheduler.observe.log import configure, event
+from scheduler.observe.metrics import Metrics
+from scheduler.planning.ticks import previous_tick
+
+HELP = "run one tick of a schedule now and print what was accepted and dropped"
+DESCRIPTION = """\
+Runs one tick of SCHEDULE end to end: selects the cohort, plans one job per entity, enqueues each queue's
+jobs with one bulk statement on one connection, and prints the report: accepted and dropped counts, drops
+by reason, the dropped keys (the first 20; all with --json), duration and connections used.
+
+The tick is --at (an ISO instant) or, by default, the schedule's latest tick at or before now. It does not
+record the tick in the sidecar's ledger: per-entity singleton keys keep a repeat from doubling jobs.
+--dry predicts the same report without writing anything.
+
+Exit code 1 when nothing could be enqueued (a missing queue, a failed cohort query) or, with --strict,
+when any job was dropped for a reason the schedule does not list in `expected_drops`.
+"""
+EPILOG = """\
+examples:
+  scheduler fire insight-digest schedules/
+  scheduler fire insight-digest --at 2026-11-24T14:00:00Z --dry schedules/
+  scheduler fire billing-rollup --json schedules/ | jq '.queues'
+"""
+DROPPED_KEYS_SHOWN = 20
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "fire", help=HELP, description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
+    p.add_argument("schedule", metavar="SCHEDULE", help="the schedule's name")
+    p.add_argument(
+        "--at", type=_instant, help="tick instant, ISO 8601 with offset (e.g. 2026-11-24T14:00:00Z)"
+    )
+    p.add_argument("--dry", action="store_true", help="predict the report; write nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON, with every dropped key")
+    p.add_argument("--strict", action="store_true", help="exit 1 on drops the schedule does not expect")
+    add_paths(p)
+    p.set_defaults(handler=run)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 instant, e.g. 2026-11-24T14:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add Z or +01:00")
+    return value.astimezone(UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_or_print(args)
+    if loaded is None:
+        return EXIT_FINDINGS
+    schedule = loaded.config.schedules.get(args.schedule)
+    if schedule is None:
+        known = ", ".join(sorted(loaded.config.schedules)) or "(none)"
+        print(f"no schedule named {args.schedule!r}; the config has: {known}", file=sys.stderr)
+        return EXIT_FINDINGS
+    tick = args.at
+    if tick is None:
+        now = datetime.now(UTC)
+        tick = previous_tick(schedule.cron, schedule.timezone, now + timedelta(microseconds=1))
+        if tick is None:
+            print(f"schedule {args.schedule!r} has no tick in the past year; pass --at", file=sys.stderr)
+            return EXIT_FINDINGS
+    logger = configure((os.environ.get("SCHEDULER_LOG_FORMAT", "text") == "json" and "json") or "text")
+    fanout = Fanout(
+        loaded, os.environ, default_backends(), detail_limit=None if args.json else DROPPED_KEYS_SHOWN
+    )
+    try:
+        result = fire(fanout, args.schedule, tick, dry=args.dry)
+    except SchedulerError as exc:
+        print(f"{fanout.where(args.schedule)}: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    report = result.report
+    level, name, fields = fanout_event(report, schedule.expected_drops)
+    event(logger, level, name, **fields)
+    if not args.dry and not report.failure:
+        metrics = Metrics()
+        metrics.record_fanout(report)
+        metrics.record_stagger(report.schedule, result.preview.stagger_samples)
+    if args.json:
+        dump_json(report_json(result))
+    else:
+        print_report(result)
+    if report.failure:
+        return EXIT_FINDINGS
+    if args.strict and unexpected_drops(report, schedule.expected_drops):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def report_json(result: FanoutResult) -> dict[str, Any]:
+    report = result.report
+    return {
+        "schedule": report.schedule,
+        "tick": report.tick.isoformat(),
+        "dry": report.dry,
+        "failure": report.failure,
+        "cohort_size": report.cohort_size,
+        "planned": report.planned,
+        "accepted": report.accepted,
+        "dropped": report.dropped,
+        "dropped_by_reason": {r.value: n for r, n in report.dropped_by_reason().items()},
+        "duration_seconds": round(report.duration_seconds, 4),
+        "connections_used": report.connections_used,
+        "queues": {
+            t.queue.logical: {
+                "name": t.queue.name,
+                "backend": t.queue.backend.value,
+                "planned": t.planned,
+                "accepted": t.accepted,
+                "dropped": t.dropped,
+                "dropped_by_reason": {r.value: n for r, n in t.dropped_by_reason.items()},
+                "accepted_jobs": [{"key": a.key, "job_id": a.job_id} for a in t.accepted_sample],
+                "dropped_jobs": [
+                    {
+                        "key": d.key,
+                        "reason": d.reason.value,
+                        "singleton_key": d.singleton_key,
+                        "policy": d.policy,
+                        "holder_id": d.holder_id,
+                        "holder_state": d.holder_state,
+                    }
+                    for d in t.dropped_sample
+                ],
+            }
+            for t in report.queues.values()
+        },
+    }
+
+
+def print_report(result: FanoutResult) -> None:
+    report = result.report
+    verb = "would enqueue" if report.dry else "enqueued"
+    print(f"{report.schedule} @ {report.tick.isoformat()}: cohort {report.cohort_size}")
+    if report.failure:
+        print(f"  NOTHING ENQUEUED: {report.failure}; every entity is reported queue_missing")
+    for t in report.queues.values():
+        reasons = ", ".join(f"{r.value} {n}" for r, n in t.dropped_by_reason.items())
+        print(
+            f"  {t.queue.name} ({t.queue.backend.value}): {t.planned} planned, {t.accepted} {verb}, "
+            f"{t.dropped} dropped" + (f" ({reasons})" if reasons else "")
+        )
+        for d in t.dropped_sample[:DROPPED_KEYS_SHOWN]:
+            holder = f", held by job {d.holder_id} ({d.holder_state})" if d.holder_id else ""
+            policy = f" [{d.policy}]" if d.policy else ""
+            print(f"    dropped {d.key}: {d.reason.value}{policy}{holder}")
+        if t.dropped > DROPPED_KEYS_SHOWN:
+            print(f"    ... and {t.dropped - DROPPED_KEYS_SHOWN} more (use --json for all)")
+    print(f"  {report.duration_seconds * 1000:.0f} ms, {report.connections_used} queue connection(s)")

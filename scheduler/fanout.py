@@ -1,0 +1,442 @@
+"""One tick of one schedule, end to end: cohort → plan → enqueue (or predict) → report.
+
+`run`, `dry-run`, `fire` and the watcher all go through `fanout_in_transaction` (write) or `predict`
+(read only), so a preview and the real thing share the cohort, plan and key code.
+
+The queue database sees one connection per fan-out and one transaction for all the queues of the
+schedule; the caller may put its own statements (the ledger claim) in the same transaction. The cohort
+is read on its own read-only connection to the app database and streamed in chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from scheduler.backends.base import Backend
+from scheduler.backends.common import QUERIES as COMMON_QUERIES
+from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
+from scheduler.config import LoadedConfig, queues_of, resolve_dsn
+from scheduler.errors import ConfigError
+from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
+from scheduler.types import (
+    Accepted,
+    BackendKind,
+    Batch,
+    ChunkResult,
+    Dropped,
+    DropReason,
+    FanoutReport,
+    JobSpec,
+    Outcome,
+    QueueInfo,
+    QueueRef,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from scheduler.config.models import Schedule
+
+QUEUE_APPLICATION_NAME = "scheduler:enqueue"
+PREVIEW_JOBS = 50
+HISTOGRAM_BUCKET = timedelta(minutes=5)
+STAGGER_SAMPLES = 1000
+"""At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
+
+
+def default_backends() -> dict[BackendKind, Backend]:
+    """One adapter per queue system."""
+    from scheduler.backends.pgboss import PgBossBackend
+    from scheduler.backends.procrastinate import ProcrastinateBackend
+
+    return {BackendKind.PGBOSS: PgBossBackend(), BackendKind.PROCRASTINATE: ProcrastinateBackend()}
+
+
+@dataclass
+class PlanPreview:
+    """What the plan looked like: the first jobs, the stagger spread, a per-5-minute histogram."""
+
+    first_jobs: list[tuple[str, JobSpec]] = field(default_factory=list)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    histogram: Counter[int] = field(default_factory=Counter)
+    """Bucket index (minutes after the tick // 5) → job count."""
+    stagger_samples: list[float] = field(default_factory=list)
+    stats: PlanStats = field(default_factory=PlanStats)
+
+    def observe(self, tick: datetime, batch: Batch, limit: int) -> None:
+        """Fold one batch into the preview (mutates it)."""
+        for job in batch.jobs:
+            if len(self.first_jobs) < limit:
+                self.first_jobs.append((batch.queue.logical, job))
+            if self.earliest is None or job.start_after < self.earliest:
+                self.earliest = job.start_after
+            if self.latest is None or job.start_after > self.latest:
+                self.latest = job.start_after
+            self.histogram[int((job.start_after - tick) / HISTOGRAM_BUCKET)] += 1
+
+
+@dataclass
+class FanoutResult:
+    report: FanoutReport
+    preview: PlanPreview
+    queue_infos: dict[str, QueueInfo]
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """What a fan-out needs from the outside world, built once per process (or CLI call)."""
+
+    loaded: LoadedConfig
+    environ: Mapping[str, str]
+    backends: Mapping[BackendKind, Backend]
+    chunk_size: int = 5000
+    detail_limit: int | None = 10_000
+    preview_limit: int = PREVIEW_JOBS
+
+    def schedule(self, name: str) -> Schedule:
+        try:
+            return self.loaded.config.schedules[name]
+        except KeyError:
+            known = ", ".join(sorted(self.loaded.config.schedules)) or "(none)"
+            raise ConfigError(f"no schedule named {name!r}; the config has: {known}") from None
+
+    def where(self, name: str) -> str:
+        """file:line of a schedule, for messages."""
+        return str(self.loaded.locations.of(("schedules", name)))
+
+    def queue_database(self, name: str) -> str:
+        """The one database holding every queue the schedule can write to."""
+        schedule = self.schedule(name)
+        databases = {q.database for q in queues_of(self.loaded.config, schedule)}
+        if len(databases) != 1:
+            raise ConfigError(
+                f"{self.where(name)}: schedule {name!r} routes to queues in several databases "
+                f"({', '.join(sorted(databases))}); a fan-out commits in one transaction, so put its "
+                "queues in one database or split the lane"
+            )
+        return databases.pop()
+
+    def dsn(self, database: str) -> str:
+        return resolve_dsn(self.loaded.config, database, self.environ).get_secret_value()
+
+    def connect_queue_db(self, name: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(self.queue_database(name)), application_name=QUEUE_APPLICATION_NAME)
+
+    @contextmanager
+    def open_cohort(self, name: str, tick: datetime) -> Iterator[CohortStream]:
+        """The schedule's cohort at `tick`, streamed."""
+        schedule = self.schedule(name)
+        cohort = schedule.cohort
+        if cohort.static is not None:
+            rows = static_rows(cohort)
+            yield CohortStream(rows=iter(rows), total=len(rows), columns=("key", "data", "source"))
+            return
+        assert cohort.sql is not None  # the config guarantees one of static and sql
+        from scheduler.config.models import StaggerStrategy
+
+        with open_sql_cohort(
+            self.dsn(cohort.database),
+            cohort.sql,
+            cohort_params(name, schedule.timezone, tick),
+            statement_timeout=cohort.statement_timeout,
+            count=schedule.stagger.strategy is StaggerStrategy.SPREAD,
+            where=f"{self.loaded.locations.of(('schedules', name, 'cohort', 'sql'))}: schedule {name!r}",
+        ) as stream:
+            yield stream
+
+    def plan(self, name: str, tick: datetime, stream: CohortStream, preview: PlanPreview) -> Iterator[Batch]:
+        """Plan the cohort into batches, folding each into `preview` as it passes."""
+        config = self.loaded.config
+        ctx = PlanContext(
+            schedule_name=name,
+            schedule=self.schedule(name),
+            tick=tick,
+            queues={logical: _queue_ref(config, logical) for logical in config.queues},
+            lanes=config.lanes,
+        )
+        for batch in plan_batches(
+            ctx, stream.rows, total=stream.total, chunk_size=self.chunk_size, stats=preview.stats
+        ):
+            preview.observe(tick, batch, self.preview_limit)
+            yield batch
+
+
+def _queue_ref(config: Any, logical: str) -> QueueRef:
+    from scheduler.config import resolve_queue
+
+    return resolve_queue(config, logical)
+
+
+class TickKeys:
+    """The non-null singleton keys already planned in this tick, per queue, so a repeat is reported as
+    `duplicate_in_cohort` even when it arrives in a later chunk.
+
+    Keys are held in memory up to `spill_after`; past that (cohorts of millions), and only when a
+    connection is given, they move to a temporary table dropped at commit, keeping memory bounded.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 50_000) -> None:
+        self._conn = conn
+        self._spill_after = spill_after
+        self._memory: dict[tuple[str, str], str | None] = {}
+        self._spilled = False
+
+    def split(self, batch: Batch) -> tuple[Batch, dict[int, Dropped]]:
+        """Split a batch into the jobs whose key is new in this tick and drops for the repeats (by index)."""
+        queue = batch.queue.logical
+        keyed = [(i, j.singleton_key) for i, j in enumerate(batch.jobs) if j.singleton_key is not None]
+        if not keyed:
+            return batch, {}
+        if (
+            not self._spilled
+            and self._conn is not None
+            and len(self._memory) + len(keyed) > self._spill_after
+        ):
+            self._spill()
+        fresh: set[int]
+        if self._spilled:
+            fresh = self._claim_in_table(queue, keyed)
+        else:
+            fresh = set()
+            for i, key in keyed:
+                if (queue, key) not in self._memory:
+                    self._memory[(queue, key)] = None
+                    fresh.add(i)
+        drops = {
+            i: Dropped(
+                key=batch.jobs[i].key,
+                reason=DropReason.DUPLICATE_IN_COHORT,
+                singleton_key=key,
+                holder_id=self._memory.get((queue, key)) if not self._spilled else None,
+            )
+            for i, key in keyed
+            if i not in fresh
+        }
+        if not drops:
+            return batch, {}
+        return Batch(batch.queue, tuple(j for i, j in enumerate(batch.jobs) if i not in drops)), drops
+
+    def remember(self, queue: str, jobs: Iterable[JobSpec], outcomes: Iterable[Outcome]) -> None:
+        """Note which job id now holds each key (for the holder named on a duplicate)."""
+        if self._spilled:
+            return
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.singleton_key is not None and isinstance(outcome, Accepted) and outcome.job_id:
+                self._memory[(queue, job.singleton_key)] = outcome.job_id
+
+    def _spill(self) -> None:
+        assert self._conn is not None
+        self._conn.execute(COMMON_QUERIES["tick_keys_create"])
+        with self._conn.cursor() as cur:
+            cur.execute(
+                COMMON_QUERIES["tick_keys_insert_many"],
+                ([q for q, _ in self._memory], [k for _, k in self._memory]),
+            )
+        self._memory.clear()
+        self._spilled = True
+
+    def _claim_in_table(self, queue: str, keyed: list[tuple[int, str]]) -> set[int]:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            COMMON_QUERIES["tick_keys_claim_many"], ([k for _, k in keyed], queue)
+        ).fetchall()
+        return {keyed[int(ordinal) - 1][0] for (ordinal,) in rows}
+
+
+def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Dropped]) -> ChunkResult:
+    """Put the backend's outcomes for the jobs it was sent back among the duplicates, in batch order."""
+    if not drops:
+        return result
+    backend_outcomes = iter(result.outcomes)
+    outcomes: list[Outcome] = []
+    for i in range(len(batch.jobs)):
+        drop = drops.get(i)
+        outcomes.append(drop if drop is not None else next(backend_outcomes))
+    return ChunkResult(batch.queue, tuple(outcomes))
+
+
+def _missing(batch: Batch) -> ChunkResult:
+    return ChunkResult(
+        batch.queue,
+        tuple(
+            Dropped(key=j.key, reason=DropReason.QUEUE_MISSING, singleton_key=j.singleton_key, policy=None)
+            for j in batch.jobs
+        ),
+    )
+
+
+ONE_PER_KEY_POLICIES = frozenset({"short", "singleton", "stately", "exclusive"})
+"""pg-boss policies under which two waiting jobs with the same (or no) singleton key cannot coexist."""
+
+
+def _predict_new_queue(batch: Batch, placed: set[str]) -> ChunkResult:
+    """Predict a batch into a queue that does not exist yet and will be created empty with its declared
+    policy: only the tick's own jobs can collide (keyless jobs share one slot under a one-per-key policy).
+    Mutates `placed`."""
+    one_per_key = (batch.queue.policy or "standard") in ONE_PER_KEY_POLICIES
+    outcomes: list[Outcome] = []
+    for job in batch.jobs:
+        slot = job.singleton_key or ""
+        if one_per_key and slot in placed:
+            outcomes.append(
+                Dropped(
+                    key=job.key,
+                    reason=DropReason.POLICY_CONFLICT,
+                    singleton_key=job.singleton_key,
+                    policy=batch.queue.policy,
+                    holder_id="",
+                    holder_state="created",
+                )
+            )
+            continue
+        placed.add(slot)
+        outcomes.append(Accepted(key=job.key, job_id=""))
+    return ChunkResult(batch.queue, tuple(outcomes))
+
+
+def _sample_stagger(preview: PlanPreview, tick: datetime, batch: Batch, every: int, seen: int) -> int:
+    for job in batch.jobs:
+        if seen % every == 0 and len(preview.stagger_samples) < STAGGER_SAMPLES:
+            preview.stagger_samples.append((job.start_after - tick).total_seconds())
+        seen += 1
+    return seen
+
+
+def _describe_all(
+    fanout: Fanout, conn: psycopg.Connection[Any], queues: list[QueueRef], *, create: bool
+) -> tuple[dict[str, QueueInfo], list[QueueRef]]:
+    """Check each backend's schema once, read (or create) each queue; return the infos and the missing."""
+    infos: dict[str, QueueInfo] = {}
+    missing: list[QueueRef] = []
+    checked: set[tuple[BackendKind, str | None]] = set()
+    for queue in queues:
+        backend = fanout.backends[queue.backend]
+        if (queue.backend, queue.schema) not in checked:
+            backend.check_schema(conn, queue)
+            checked.add((queue.backend, queue.schema))
+        if create and queue.create_missing:
+            infos[queue.logical] = backend.ensure_queue(conn, queue)
+        else:
+            infos[queue.logical] = backend.describe_queue(conn, queue)
+        if not infos[queue.logical].exists:
+            missing.append(queue)
+    return infos, missing
+
+
+def fanout_in_transaction(
+    fanout: Fanout, conn: psycopg.Connection[Any], name: str, tick: datetime
+) -> FanoutResult:
+    """Enqueue the cohort of schedule `name` at `tick` on `conn`, inside the caller's open transaction.
+
+    When a target queue is missing nothing is written and every entity is reported `queue_missing`
+    (`report.failure` says which queue). The caller commits, then calls `after_commit`.
+    """
+    return _run(fanout, conn, name, tick, dry=False)
+
+
+def predict(fanout: Fanout, conn: psycopg.Connection[Any], name: str, tick: datetime) -> FanoutResult:
+    """What `fanout_in_transaction` would report now, without writing anything (dry-run, `fire --dry`)."""
+    return _run(fanout, conn, name, tick, dry=True)
+
+
+def plan_only(fanout: Fanout, name: str, tick: datetime) -> FanoutResult:
+    """The plan of a tick with no queue database at all: the report stays empty (nothing is predicted)."""
+    return _run(fanout, None, name, tick, dry=True)
+
+
+def _run(
+    fanout: Fanout, conn: psycopg.Connection[Any] | None, name: str, tick: datetime, *, dry: bool
+) -> FanoutResult:
+    started = time.perf_counter()
+    schedule = fanout.schedule(name)
+    queues = queues_of(fanout.loaded.config, schedule)
+    report = FanoutReport(
+        schedule=name,
+        tick=tick,
+        detail_limit=fanout.detail_limit,
+        dry=dry,
+        connections_used=int(conn is not None),
+    )
+    preview = PlanPreview()
+    infos, missing = _describe_all(fanout, conn, queues, create=not dry) if conn is not None else ({}, [])
+    # A dry run cannot create a queue; one that `create_missing` would create is predicted as new and empty.
+    to_create = {q.logical for q in missing if dry and q.create_missing}
+    missing = [q for q in missing if q.logical not in to_create]
+    if missing:
+        report.failure = f"queue {missing[0].name!r} ({missing[0].backend.value}, logical {missing[0].logical!r}) does not exist"
+    keys = TickKeys(None if dry else conn)
+    placed: dict[str, set[str]] = {}
+    seen = 0
+    with fanout.open_cohort(name, tick) as stream:
+        every = max(1, (stream.total or 0) // STAGGER_SAMPLES)
+        for batch in fanout.plan(name, tick, stream, preview):
+            seen = _sample_stagger(preview, tick, batch, every, seen)
+            if missing:
+                report.add(_missing(batch))
+                continue
+            if conn is None:
+                continue
+            sent, drops = keys.split(batch)
+            backend = fanout.backends[batch.queue.backend]
+            if not sent.jobs:
+                result = ChunkResult(batch.queue, ())
+            elif batch.queue.logical in to_create:
+                result = _predict_new_queue(sent, placed.setdefault(batch.queue.logical, set()))
+            elif dry:
+                result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
+            else:
+                result = backend.enqueue_many(conn, sent)
+            keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
+            report.add(_merge(batch, sent, result, drops))
+    report.cohort_size = preview.stats.rows
+    report.duration_seconds = time.perf_counter() - started
+    return FanoutResult(report=report, preview=preview, queue_infos=infos)
+
+
+def after_commit(fanout: Fanout, conn: psycopg.Connection[Any], result: FanoutResult) -> None:
+    """Wake the queues' listeners once the fan-out committed."""
+    for totals in result.report.queues.values():
+        info = result.queue_infos.get(totals.queue.logical)
+        if info is not None and totals.accepted:
+            fanout.backends[totals.queue.backend].after_commit(conn, totals.queue, info)
+
+
+def fire(fanout: Fanout, name: str, tick: datetime, *, dry: bool = False) -> FanoutResult:
+    """Run one tick now on its own connection and transaction: commit on success, roll back on any error.
+
+    A missing queue writes nothing (the transaction is rolled back) and is reported, not raised.
+    """
+    with ExitStack() as stack:
+        conn = stack.enter_context(fanout.connect_queue_db(name))
+        if dry:
+            conn.read_only = True
+        with conn.transaction() as txn:
+            result = _run(fanout, conn, name, tick, dry=dry)
+            if dry or result.report.failure:
+                raise psycopg.Rollback(txn)
+        if not dry and not result.report.failure:
+            after_commit(fanout, conn, result)
+        return result
+
+
+__all__ = [
+    "Fanout",
+    "FanoutResult",
+    "PlanPreview",
+    "TickKeys",
+    "after_commit",
+    "default_backends",
+    "fanout_in_transaction",
+    "fire",
+    "plan_only",
+    "predict",
+]
