@@ -107,6 +107,10 @@ def _check_targets(ctx: PlanContext) -> Lane | None:
 
 def _key(ctx: PlanContext, row: Row) -> str:
     key = row.get("key")
+    if type(key) is str:  # the common cases first: this runs once per row of cohorts of millions
+        return key
+    if type(key) is int:
+        return str(key)
     if key is None or isinstance(key, Mapping | list | tuple | set):
         raise PlanError(
             f"schedule {ctx.schedule_name!r}: cohort row has key {key!r}; every row needs a scalar `key` "
@@ -117,6 +121,8 @@ def _key(ctx: PlanContext, row: Row) -> str:
 
 def _data(ctx: PlanContext, row: Row, key: str) -> JsonObject:
     data = row.get("data")
+    if type(data) is dict:  # the common case, checked without the slower Mapping ABC
+        return data
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -167,6 +173,7 @@ def _plan(
     strategy, window = schedule.stagger.strategy, schedule.stagger.window
     template = schedule.singleton_key
     options = _options(schedule)  # one instance shared by every job of the plan
+    unstaggered = strategy is StaggerStrategy.NONE or not window  # then every job shares the tick itself
     refs: dict[str, QueueRef] = {}
     pending: dict[str, list[JobSpec]] = {}  # insertion order = first seen, which is the flush order
     for index, row in enumerate(rows):
@@ -197,7 +204,9 @@ def _plan(
             key=key,
             singleton_key=singleton,
             data=data,
-            start_after=ctx.tick + stagger_offset(strategy, window, key, index, total),
+            start_after=(
+                ctx.tick if unstaggered else ctx.tick + stagger_offset(strategy, window, key, index, total)
+            ),
             options=options,
         )
         stats.rows += 1
