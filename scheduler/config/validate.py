@@ -39,7 +39,7 @@ from scheduler.planning.keys import TemplateError, template_fields
 from scheduler.types import BackendKind, QueueRef
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 SECTIONS = ("databases", "queues", "lanes", "aliases", "schedules", "watchers")
 """The top-level sections that merge by name across files."""
@@ -323,7 +323,7 @@ def _check_schedule(
     queues: Mapping[Any, Any],
     lanes: Mapping[Any, Any],
     locations: Locations,
-    ref: Any,
+    ref: Callable[[str, Mapping[Any, Any], str | None, ConfigPath], None],
 ) -> list[Finding]:
     findings: list[Finding] = []
     path: ConfigPath = ("schedules", name)
