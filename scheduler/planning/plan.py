@@ -49,7 +49,11 @@ class PlanContext:
 
 @dataclass
 class PlanStats:
-    """Counts gathered while planning; `plan_batches` updates it in place as rows are consumed."""
+    """Counts gathered while planning; `plan_batches` updates it in place.
+
+    Jobs are counted when their batch is emitted (saving work per row of cohorts of millions) and, when
+    planning stops early (a bad row, a consumer that stops reading), for the jobs planned until then.
+    """
 
     rows: int = 0
     jobs_by_queue: dict[str, int] = field(default_factory=dict)
@@ -176,49 +180,66 @@ def _plan(
     unstaggered = strategy is StaggerStrategy.NONE or not window  # then every job shares the tick itself
     refs: dict[str, QueueRef] = {}
     pending: dict[str, list[JobSpec]] = {}  # insertion order = first seen, which is the flush order
-    for index, row in enumerate(rows):
-        key = _key(ctx, row)
-        data = _data(ctx, row, key)
-        if lane is None:
-            assert schedule.queue is not None  # _check_targets: a schedule has a queue or a lane
-            logical = schedule.queue
-        else:
-            source = row.get("source")
-            route = queue_for(lane, None if source is None else str(source))
-            logical = route.queue
-            if route.defaulted:
-                stats.defaulted_sources += 1
-                if source is not None:
-                    name = str(source)
-                    if name in stats.unknown_sources or len(stats.unknown_sources) < UNKNOWN_SOURCES_KEPT:
-                        stats.unknown_sources[name] = stats.unknown_sources.get(name, 0) + 1
-        if total is not None and strategy is StaggerStrategy.SPREAD and index >= total:
-            raise PlanError(
-                f"schedule {ctx.schedule_name!r}: the cohort has more rows than the {total} counted "
-                f"(row with key {key!r} is number {index + 1}); spread stagger needs the exact cohort size"
+    try:
+        for index, row in enumerate(rows):
+            key = _key(ctx, row)
+            data = _data(ctx, row, key)
+            if lane is None:
+                assert schedule.queue is not None  # _check_targets: a schedule has a queue or a lane
+                logical = schedule.queue
+            else:
+                source = row.get("source")
+                route = queue_for(lane, None if source is None else str(source))
+                logical = route.queue
+                if route.defaulted:
+                    _count_defaulted(stats, source)
+            if total is not None and strategy is StaggerStrategy.SPREAD and index >= total:
+                raise PlanError(
+                    f"schedule {ctx.schedule_name!r}: the cohort has more rows than the {total} counted "
+                    f"(row with key {key!r} is number {index + 1}); spread stagger needs the exact cohort size"
+                )
+            singleton = (
+                None
+                if template is None
+                else render_key(template, row, schedule=ctx.schedule_name, tick=ctx.tick)
             )
-        singleton = (
-            None if template is None else render_key(template, row, schedule=ctx.schedule_name, tick=ctx.tick)
-        )
-        job = JobSpec(
-            key=key,
-            singleton_key=singleton,
-            data=data,
-            start_after=(
+            start_after = (
                 ctx.tick if unstaggered else ctx.tick + stagger_offset(strategy, window, key, index, total)
-            ),
-            options=options,
-        )
-        stats.rows += 1
-        stats.jobs_by_queue[logical] = stats.jobs_by_queue.get(logical, 0) + 1
-        batch = pending.get(logical)
-        if batch is None:
-            refs[logical] = ctx.queues[logical]
-            batch = pending[logical] = []
-        batch.append(job)
-        if len(batch) >= chunk_size:
-            yield Batch(refs[logical], tuple(batch))
-            batch.clear()
-    for logical, batch in pending.items():
-        if batch:
-            yield Batch(refs[logical], tuple(batch))
+            )
+            batch = pending.get(logical)
+            if batch is None:
+                refs[logical] = ctx.queues[logical]
+                batch = pending[logical] = []
+                stats.jobs_by_queue.setdefault(logical, 0)
+            batch.append(JobSpec(key, singleton, data, start_after, options))
+            if len(batch) >= chunk_size:
+                yield _take(stats, logical, refs[logical], batch)
+        for logical, batch in pending.items():
+            if batch:
+                yield _take(stats, logical, refs[logical], batch)
+    finally:
+        # Planning stopped early (a bad row, or the consumer closed us): count what was planned anyway.
+        for logical, batch in pending.items():
+            _count_jobs(stats, logical, len(batch))
+
+
+def _count_jobs(stats: PlanStats, logical: str, n: int) -> None:
+    stats.rows += n
+    stats.jobs_by_queue[logical] = stats.jobs_by_queue.get(logical, 0) + n
+
+
+def _take(stats: PlanStats, logical: str, queue: QueueRef, jobs: list[JobSpec]) -> Batch:
+    """The pending jobs of a queue as a batch, counted in `stats`; empties `jobs`."""
+    # Counted and cleared before the batch is yielded, so a consumer that stops here is not counted twice.
+    batch = Batch(queue, tuple(jobs))
+    jobs.clear()
+    _count_jobs(stats, logical, len(batch.jobs))
+    return batch
+
+
+def _count_defaulted(stats: PlanStats, source: object) -> None:
+    stats.defaulted_sources += 1
+    if source is not None:
+        name = str(source)
+        if name in stats.unknown_sources or len(stats.unknown_sources) < UNKNOWN_SOURCES_KEPT:
+            stats.unknown_sources[name] = stats.unknown_sources.get(name, 0) + 1

@@ -198,6 +198,24 @@ def test_stats_count_rows_queues_and_defaulted_sources() -> None:
     )
 
 
+def test_stats_count_rows_planned_before_a_bad_row() -> None:
+    """When a bad row stops planning, PlanStats still counts the rows planned before it."""
+    stats = PlanStats()
+    cohort: list[Row] = [{"key": 1}, {"key": 2}, {"key": 3, "data": [3]}]
+    with pytest.raises(PlanError):
+        plan(schedule(), cohort, chunk_size=10, stats=stats)
+    assert (stats.rows, stats.jobs_by_queue) == (2, {"insights": 2})
+
+
+def test_stats_count_rows_planned_when_consumer_stops_early() -> None:
+    """A consumer that stops after the first batch leaves PlanStats counting every row planned so far."""
+    stats = PlanStats()
+    batches = plan_batches(context(schedule()), rows(5), total=5, chunk_size=2, stats=stats)
+    next(batches)
+    batches.close()
+    assert (stats.rows, stats.jobs_by_queue) == (2, {"insights": 2})
+
+
 def test_unknown_sources_keep_only_the_first_names() -> None:
     """PlanStats keeps counts for the first ten unrouted source names and still counts every defaulted row."""
     stats = PlanStats()
