@@ -81,3 +81,46 @@ class Metrics:
     def record_stagger(self, schedule: str, delays_seconds: list[float]) -> None:
         for delay in delays_seconds:
             self.distribution("job.stagger_delay", delay, "second", {"schedule": schedule})
+
+
+PROMETHEUS_PREFIX = "scheduler_"
+
+
+def render_prometheus(metrics: Metrics) -> str:
+    """The registry in Prometheus text format (0.0.4): `job.enqueued` → `scheduler_job_enqueued_total`,
+    distributions as histograms (`_bucket{le=...}`, `_sum`, `_count`).
+    """
+    with metrics._lock:
+        counters = dict(metrics.counters)
+        histograms = {k: Histogram(v.count, v.total, dict(v.buckets)) for k, v in metrics.histograms.items()}
+    lines: list[str] = []
+    for name in sorted({n for n, _ in counters}):
+        metric = f"{_prom_name(name)}_total"
+        lines.append(f"# TYPE {metric} counter")
+        for (n, labels), value in sorted(counters.items()):
+            if n == name:
+                lines.append(f"{metric}{_prom_labels(labels)} {value:g}")
+    for name in sorted({n for n, _ in histograms}):
+        metric = _prom_name(name)
+        lines.append(f"# TYPE {metric} histogram")
+        for (n, labels), hist in sorted(histograms.items(), key=lambda item: item[0]):
+            if n != name:
+                continue
+            for bound in DEFAULT_BUCKETS:
+                le = (("le", f"{bound:g}"),)
+                lines.append(f"{metric}_bucket{_prom_labels(labels + le)} {hist.buckets.get(bound, 0)}")
+            lines.append(f"{metric}_bucket{_prom_labels((*labels, ('le', '+Inf')))} {hist.count}")
+            lines.append(f"{metric}_sum{_prom_labels(labels)} {hist.total:g}")
+            lines.append(f"{metric}_count{_prom_labels(labels)} {hist.count}")
+    return "\n".join(lines) + "\n"
+
+
+def _prom_name(name: str) -> str:
+    return PROMETHEUS_PREFIX + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _prom_labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    escaped = ((k, v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')) for k, v in labels)
+    return "{" + ",".join(f'{k}="{v}"' for k, v in escaped) + "}"

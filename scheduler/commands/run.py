@@ -1,0 +1,113 @@
+"""`scheduler run`: the long-lived sidecar (see `scheduler.runtime.service`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sentry_sdk
+from pydantic import ValidationError
+
+from scheduler.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, HelpFormatter
+from scheduler.commands.common import DEFAULT_PATHS, add_paths
+from scheduler.observe.log import configure, event
+from scheduler.observe.metrics import Metrics
+from scheduler.runtime.health import HealthServer
+from scheduler.runtime.sentry import init_sentry
+from scheduler.runtime.service import Service
+from scheduler.runtime.settings import Clock, Settings, settings_help
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
+
+HELP = "run the schedules: fan out every tick exactly once, across replicas and restarts"
+DESCRIPTION = """\
+Runs until SIGTERM (or SIGINT). Each tick of each enabled schedule is claimed in the ledger (a schema
+in the queue database, created and upgraded at start) and fanned out in the same transaction, so any
+number of replicas fan out each tick exactly once. Missed ticks inside a schedule's catch_up window are
+fanned out on start (policy all|latest|none); older ones are recorded as skipped. A failed tick is
+retried with backoff inside the window.
+
+SIGHUP, or a change to a schedule file, reloads the files; an invalid file is logged (file:line) and
+the running configuration stays. SIGTERM lets the tick in flight finish (up to the grace period) and
+exits 0 (1 when the grace period ran out).
+
+HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated), /metrics (Prometheus).
+"""
+_WATCH_EVERY_SECONDS = 1.0
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "run", help=HELP, description=DESCRIPTION, epilog=settings_help(), formatter_class=HelpFormatter
+    )
+    add_paths(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"invalid settings (SCHEDULER_* environment variables):\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logger = configure(settings.log_format, getattr(logging, settings.log_level.upper()))
+    paths: list[Path] = list(args.paths) or list(settings.config) or [Path(p) for p in DEFAULT_PATHS]
+    init_sentry(settings)
+    metrics = Metrics()
+    clock = Clock(settings.test_clock_speed, settings.test_clock_anchor)
+    service = Service(settings, paths, logger=logger, metrics=metrics, clock=clock, environ=os.environ)
+    if not service.load():
+        event(logger, logging.ERROR, "run_aborted", reason="the schedule files are invalid")
+        return EXIT_FINDINGS
+    health = HealthServer(settings.health_host, settings.health_port, service.readiness, metrics)
+    health.start()
+    stop = threading.Event()
+    reload = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    service.start()
+    event(
+        logger,
+        logging.INFO,
+        "run_started",
+        replica=settings.replica_id,
+        health_port=health.port,
+        ledger_schema=settings.ledger_schema,
+    )
+    files = service.watched_files()
+    while not stop.wait(_WATCH_EVERY_SECONDS):
+        current = service.watched_files()
+        if reload.is_set() or current != files:
+            why = "sighup" if reload.is_set() else "files_changed"
+            reload.clear()
+            event(logger, logging.INFO, "config_reloading", why=why)
+            service.load()
+            files = service.watched_files()
+    event(logger, logging.INFO, "run_stopping", grace_seconds=settings.grace_period.total_seconds())
+    drained = service.stop(settings.grace_period)
+    health.stop()
+    sentry_sdk.flush(timeout=5)
+    if not drained:
+        event(logger, logging.ERROR, "run_stopped", drained=False)
+        for handler in logger.handlers:
+            handler.flush()
+        # The tick in flight is abandoned: its transaction never commits (the connection dies with us),
+        # and another replica or the next start fans it out. Worker threads must not keep us alive.
+        os._exit(EXIT_FINDINGS)
+    event(logger, logging.INFO, "run_stopped", drained=True)
+    return EXIT_OK

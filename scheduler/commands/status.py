@@ -1,0 +1,131 @@
+"""`scheduler status`: the ledger's recent ticks per schedule, its next fire time and its failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
+from scheduler.commands.common import add_paths, dump_json, load_or_print
+from scheduler.errors import ConfigError
+from scheduler.planning.ticks import next_tick
+from scheduler.runtime.databases import connect, ledger_databases
+from scheduler.runtime.ledger import Ledger, RecentTick
+
+if TYPE_CHECKING:
+    import argparse
+
+HELP = "show each schedule's recent ticks from the ledger, its next fire time and failures"
+DESCRIPTION = """\
+Reads the ledger in each queue database (read only) and prints, per enabled schedule, its next fire
+time and its most recent ticks: outcome (done, failed with the reason, skipped), counts, attempts and
+the replica that claimed it. Exit code 1 when a database cannot be read.
+"""
+COLUMNS = ("TICK", "OUTCOME", "ACCEPTED", "DROPPED", "ATTEMPTS", "REPLICA", "REASON")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("status", help=HELP, description=DESCRIPTION, formatter_class=HelpFormatter)
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
+    p.add_argument("--limit", type=int, default=10, help="recent ticks per schedule (default: 10)")
+    p.add_argument(
+        "--schema",
+        default=os.environ.get("SCHEDULER_LEDGER_SCHEMA", "scheduler"),
+        help="schema of the ledger (default: $SCHEDULER_LEDGER_SCHEMA, else scheduler)",
+    )
+    add_paths(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_or_print(args)
+    if loaded is None:
+        return EXIT_FINDINGS
+    config = loaded.config
+    try:
+        databases = ledger_databases(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FINDINGS
+    ledger = Ledger(args.schema)
+    now = datetime.now(UTC)
+    code = EXIT_OK
+    doc: dict[str, Any] = {}
+    for database, names in sorted(databases.items()):
+        recent: list[RecentTick] = []
+        error: str | None = None
+        try:
+            with connect(config, database, os.environ) as conn:
+                if ledger.version(conn) is None:
+                    error = f"no ledger in schema {ledger.schema!r}: run `scheduler migrate`"
+                else:
+                    recent = ledger.recent(conn, names, args.limit)
+        except (psycopg.Error, ConfigError) as exc:
+            error = " ".join(str(exc).split())
+        if error is not None:
+            code = EXIT_FINDINGS
+        for name in names:
+            schedule = config.schedules[name]
+            rows = [r for r in recent if r.schedule == name]
+            doc[name] = {
+                "database": database,
+                "cron": schedule.cron,
+                "timezone": schedule.timezone,
+                "next_fire": next_tick(schedule.cron, schedule.timezone, now).isoformat(),
+                "error": error,
+                "failed": sum(1 for r in rows if r.outcome == "failed"),
+                "recent": [_row_json(r) for r in rows],
+            }
+    if args.json:
+        dump_json(doc)
+    else:
+        _print_tables(doc)
+    return code
+
+
+def _row_json(row: RecentTick) -> dict[str, Any]:
+    return {
+        "tick": row.tick.isoformat(),
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "replica": row.replica,
+        "attempts": row.attempts,
+        "started_at": row.started_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "accepted": row.accepted,
+        "dropped": row.dropped,
+        "dropped_by_reason": dict(row.dropped_by_reason),
+    }
+
+
+def _print_tables(doc: dict[str, Any]) -> None:
+    for name, info in doc.items():
+        print(
+            f"{name}  cron {info['cron']!r} {info['timezone']}  next {info['next_fire']}  "
+            f"database {info['database']}  failed (recent) {info['failed']}"
+        )
+        if info["error"]:
+            print(f"  error: {info['error']}")
+            continue
+        if not info["recent"]:
+            print("  (no ticks in the ledger yet)")
+            continue
+        table = [COLUMNS] + [
+            (
+                r["tick"],
+                r["outcome"],
+                str(r["accepted"]),
+                str(r["dropped"]),
+                str(r["attempts"]),
+                r["replica"],
+                r["reason"] or "",
+            )
+            for r in info["recent"]
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        for row in table:
+            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,26 @@
+-- Versioned migration steps of the ledger, applied in order by `scheduler migrate` (and at start, under
+-- an advisory lock). Each step is named `v<NNNN>_<what>`; never edit a released step, add the next one.
+
+-- name: v0001_ledger :ddl
+-- The tick ledger and the per-schedule horizon.
+CREATE TABLE {schema}.tick (
+    schedule text NOT NULL,
+    tick timestamptz NOT NULL,
+    outcome text NOT NULL CHECK (outcome IN ('done', 'failed', 'skipped')),
+    reason text,
+    replica text NOT NULL,
+    attempts integer NOT NULL DEFAULT 1,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    accepted integer NOT NULL DEFAULT 0,
+    dropped integer NOT NULL DEFAULT 0,
+    dropped_by_reason jsonb NOT NULL DEFAULT jsonb_build_object(),
+    duration_ms double precision,
+    PRIMARY KEY (schedule, tick)
+);
+CREATE INDEX tick_failed_idx ON {schema}.tick (schedule, tick) WHERE outcome = 'failed';
+CREATE TABLE {schema}.schedule_state (
+    schedule text PRIMARY KEY,
+    first_seen timestamptz NOT NULL,
+    horizon timestamptz NOT NULL
+);

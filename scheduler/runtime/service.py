@@ -1,0 +1,454 @@
+"""The sidecar's loop: APScheduler wakes one job per schedule at its next tick (and a poll job every
+`catch_up_poll`); each wake-up runs a *pass* over that schedule: read the ledger, decide (`catchup.decide`,
+pure), record skipped ticks, fan out the ticks to fire.
+
+A fan-out is one transaction on one connection to the schedule's queue database:
+
+1. `pg_try_advisory_xact_lock(schedule, tick)`: a replica never waits behind another's fan-out in flight;
+2. claim the tick in the ledger (a new row, or a failed one); a done or skipped tick is lost: debug, move on;
+3. `fanout_in_transaction` writes the jobs on the same connection;
+4. fill in the counts, commit. Claim and jobs are visible together or not at all.
+
+A failure (cohort query error, timeout, missing queue) rolls the transaction back and records the tick as
+failed in a second transaction; the poll retries it with backoff while it is inside the catch-up window.
+Every pass opens a fresh connection, so a restarted PostgreSQL costs one failed pass, not the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import sentry_sdk
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from scheduler.config.findings import ConfigInvalid
+from scheduler.config.loader import LoadedConfig, load_config
+from scheduler.errors import ConfigError, SchedulerError
+from scheduler.fanout import Fanout, after_commit, default_backends, fanout_in_transaction
+from scheduler.observe.events import fanout_event
+from scheduler.observe.log import event
+from scheduler.planning.ticks import next_tick
+from scheduler.runtime.catchup import Backoff, decide
+from scheduler.runtime.databases import connect, ledger_databases
+from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
+
+    from scheduler.config.models import Schedule
+    from scheduler.observe.metrics import Metrics
+    from scheduler.runtime.settings import Clock, Settings
+
+_TRIGGER_SLACK_SECONDS = 0.005  # wake a hair after the tick, so the clock read in the pass is past it
+_SCHEDULE_JOB = "schedule:"
+_POLL_JOB = "catch-up-poll"
+
+
+class TickTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler ships no type hints
+    """Fires at the schedule's next tick, computed by `planning.ticks.next_tick` (the function dry-run uses)."""
+
+    def __init__(self, cron: str, timezone: str, clock: Clock) -> None:
+        self.cron = cron
+        self.timezone = timezone
+        self.clock = clock
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        after = now if previous_fire_time is None else max(previous_fire_time, now)
+        tick = next_tick(self.cron, self.timezone, self.clock.to_schedule(after.timestamp()))
+        return datetime.fromtimestamp(self.clock.to_real(tick) + _TRIGGER_SLACK_SECONDS, UTC)
+
+    def __str__(self) -> str:
+        return f"ticks[{self.cron} {self.timezone}]"
+
+
+class _TickFailed(SchedulerError):
+    """The fan-out reported a failure; nothing of the tick was written."""
+
+
+@dataclass
+class _State:
+    """One loaded configuration and what was built from it (swapped whole on reload)."""
+
+    loaded: LoadedConfig
+    fanout: Fanout
+    databases: dict[str, list[str]]
+    """Logical queue database → schedules whose ledger it holds."""
+    migrated: set[str] = field(default_factory=set)
+
+
+class Service:
+    """Runs the schedules of one configuration until stopped; reloads on request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Sequence[Path],
+        *,
+        logger: logging.Logger,
+        metrics: Metrics,
+        clock: Clock,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.settings = settings
+        self.paths = list(paths)
+        self.logger = logger
+        self.metrics = metrics
+        self.clock = clock
+        self.environ = environ
+        self.ledger = Ledger(settings.ledger_schema)
+        self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max)
+        self.state: _State | None = None
+        self._state_lock = threading.Lock()
+        self._schedule_locks: dict[str, threading.Lock] = {}
+        self._stopping = threading.Event()
+        self._inflight = 0
+        self._idle = threading.Condition()
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=8)}
+        )
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """Load the schedule files; on success swap them in (and reschedule). On failure, log each error at
+        its file:line and keep the running configuration. True when the new configuration runs.
+        """
+        try:
+            loaded = load_config(self.paths)
+            databases = ledger_databases(loaded.config)
+            fanout = self._build_fanout(loaded)
+        except ConfigInvalid as exc:
+            for finding in exc.findings:
+                event(self.logger, logging.ERROR, "config_invalid", finding=finding.format())
+            self._config_kept()
+            return False
+        except ConfigError as exc:
+            event(self.logger, logging.ERROR, "config_invalid", finding=str(exc))
+            self._config_kept()
+            return False
+        state = _State(loaded=loaded, fanout=fanout, databases=databases)
+        for database in databases:
+            self._migrate(state, database)
+        with self._state_lock:
+            self.state = state
+        enabled = sorted(n for n, s in loaded.config.schedules.items() if s.enabled)
+        event(
+            self.logger,
+            logging.INFO,
+            "config_loaded",
+            files=[str(f) for f in loaded.files],
+            schedules=enabled,
+            ledger_databases=sorted(databases),
+        )
+        if self._scheduler.running:
+            self._reschedule()
+        return True
+
+    def _config_kept(self) -> None:
+        if self.state is not None:
+            event(
+                self.logger, logging.WARNING, "config_kept", files=[str(f) for f in self.state.loaded.files]
+            )
+
+    def _build_fanout(self, loaded: LoadedConfig) -> Fanout:
+        return Fanout(
+            loaded=loaded,
+            environ=self.environ,
+            backends=default_backends(),
+            chunk_size=self.settings.chunk_size,
+        )
+
+    def _migrate(self, state: _State, database: str) -> bool:
+        try:
+            with connect(state.loaded.config, database, self.environ, self.settings.connect_timeout) as conn:
+                applied = self.ledger.migrate(conn)
+        except psycopg.Error as exc:
+            event(self.logger, logging.WARNING, "ledger_unreachable", database=database, error=_oneline(exc))
+            return False
+        state.migrated.add(database)
+        if applied:
+            event(
+                self.logger,
+                logging.INFO,
+                "ledger_migrated",
+                database=database,
+                schema=self.ledger.schema,
+                versions=[m.version for m in applied],
+            )
+        return True
+
+    def watched_files(self) -> dict[str, int]:
+        """Modification times of the loaded files and of any schedule file now under the given paths."""
+        seen: dict[str, int] = {}
+        files: list[Path] = list(self.state.loaded.files) if self.state else []
+        for path in self.paths:
+            if path.is_dir():
+                files.extend(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+            else:
+                files.append(path)
+        for file in files:
+            try:
+                seen[str(file)] = file.stat().st_mtime_ns
+            except OSError:
+                seen[str(file)] = -1
+        return seen
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop: one job per enabled schedule, plus the catch-up poll (which runs at once)."""
+        self._scheduler.start(paused=True)
+        self._reschedule()
+        self._scheduler.add_job(
+            self.poll,
+            IntervalTrigger(seconds=max(0.05, self.settings.catch_up_poll.total_seconds()), timezone=UTC),
+            id=_POLL_JOB,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self._scheduler.resume()
+
+    def _reschedule(self) -> None:
+        state = self.state
+        assert state is not None
+        wanted = {n: s for n, s in state.loaded.config.schedules.items() if s.enabled}
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith(_SCHEDULE_JOB) and job.id[len(_SCHEDULE_JOB) :] not in wanted:
+                job.remove()
+        for name, schedule in sorted(wanted.items()):
+            self._scheduler.add_job(
+                self.run_pass,
+                TickTrigger(schedule.cron, schedule.timezone, self.clock),
+                args=[name],
+                id=_SCHEDULE_JOB + name,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def stop(self, grace: timedelta) -> bool:
+        """Start no new pass; let the one in flight finish within `grace`. True when nothing was left running."""
+        self._stopping.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout=grace.total_seconds())
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        with self._idle:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    # -- passes ---------------------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """One pass over every enabled schedule (missed, failed or abandoned ticks)."""
+        state = self.state
+        if state is None:
+            return
+        for names in state.databases.values():
+            for name in names:
+                if self._stopping.is_set():
+                    return
+                self.run_pass(name)
+
+    def run_pass(self, name: str) -> None:
+        """Read the ledger of `name`, decide, record skips, fan out what is due. Never raises."""
+        state = self.state
+        if state is None or self._stopping.is_set():
+            return
+        schedule = state.loaded.config.schedules.get(name)
+        if schedule is None or not schedule.enabled:
+            return
+        lock = self._schedule_locks.setdefault(name, threading.Lock())
+        if not lock.acquire(blocking=False):
+            return  # a pass of this schedule is already running in this process
+        try:
+            with self._busy():
+                self._pass(state, name, schedule)
+        except psycopg.OperationalError as exc:
+            event(self.logger, logging.WARNING, "database_unreachable", schedule=name, error=_oneline(exc))
+            sentry_sdk.capture_exception(exc)
+        except Exception as exc:
+            self.logger.exception("pass_failed", extra={"fields": {"schedule": name}})
+            sentry_sdk.capture_exception(exc)
+        finally:
+            lock.release()
+
+    def _pass(self, state: _State, name: str, schedule: Schedule) -> None:
+        database = next(db for db, names in state.databases.items() if name in names)
+        if database not in state.migrated and not self._migrate(state, database):
+            return
+        with connect(state.loaded.config, database, self.environ, self.settings.connect_timeout) as conn:
+            now = self.clock.now()
+            with conn.transaction():
+                since = self.ledger.horizon(conn, name, now)
+                rows = self.ledger.rows_since(conn, name, since)
+            decision = decide(
+                schedule,
+                now=now,
+                since=since,
+                rows=rows,
+                on_time=self.settings.on_time,
+                backoff=self.backoff,
+            )
+            if decision.skip:
+                with conn.transaction():
+                    recorded = self.ledger.skip_many(conn, name, decision.skip, self.settings.replica_id, now)
+                reasons = dict(decision.skip)
+                for tick in recorded:
+                    event(
+                        self.logger,
+                        logging.WARNING,
+                        "tick_skipped",
+                        schedule=name,
+                        tick=tick.isoformat(),
+                        reason=reasons[tick].value,
+                        window=str(schedule.catch_up.window),
+                        policy=schedule.catch_up.policy.value,
+                    )
+                    self.metrics.count("tick.completed", 1, {"schedule": name, "outcome": "skipped"})
+            for tick in decision.fire:
+                if self._stopping.is_set():
+                    break
+                self._fire(conn, state, name, schedule, tick)
+            with conn.transaction():
+                self.ledger.advance(conn, name, decision.horizon)
+
+    def _fire(
+        self, conn: psycopg.Connection[Any], state: _State, name: str, schedule: Schedule, tick: datetime
+    ) -> None:
+        started = self.clock.now()
+        replica = self.settings.replica_id
+        try:
+            with conn.transaction():
+                if not self.ledger.try_lock(conn, name, tick):
+                    event(
+                        self.logger,
+                        logging.DEBUG,
+                        "tick_lost",
+                        schedule=name,
+                        tick=tick.isoformat(),
+                        why="in_flight",
+                    )
+                    return
+                attempt = self.ledger.claim(conn, name, tick, replica, started)
+                if attempt is None:
+                    event(
+                        self.logger,
+                        logging.DEBUG,
+                        "tick_lost",
+                        schedule=name,
+                        tick=tick.isoformat(),
+                        why="done",
+                    )
+                    return
+                result = fanout_in_transaction(state.fanout, conn, name, tick)
+                report = result.report
+                if report.failure is not None:
+                    raise _TickFailed(report.failure)
+                self.ledger.finish(conn, name, tick, report, self.clock.now())
+                self._pause_before_commit(name, tick)
+        except (SchedulerError, psycopg.Error) as exc:
+            if conn.broken or (isinstance(exc, psycopg.OperationalError) and conn.closed):
+                raise
+            self._record_failure(conn, name, tick, started, exc)
+            return
+        committed = self.clock.now()
+        after_commit(state.fanout, conn, result)
+        level, name_of_event, fields = fanout_event(report, schedule.expected_drops)
+        event(self.logger, level, name_of_event, attempt=attempt, replica=replica, **fields)
+        self.metrics.record_fanout(report)
+        self.metrics.record_stagger(name, list(result.preview.stagger_samples))
+        self.metrics.count("tick.completed", 1, {"schedule": name, "outcome": "done"})
+        self.metrics.distribution(
+            "tick.lag", max(0.0, (committed - tick).total_seconds()), "second", {"schedule": name}
+        )
+
+    def _pause_before_commit(self, name: str, tick: datetime) -> None:
+        pause = self.settings.test_pause_before_commit
+        if pause > 0:
+            event(
+                self.logger,
+                logging.INFO,
+                "tick_paused_before_commit",
+                schedule=name,
+                tick=tick.isoformat(),
+                seconds=pause,
+            )
+            time.sleep(pause)
+
+    def _record_failure(
+        self, conn: psycopg.Connection[Any], name: str, tick: datetime, started: datetime, exc: Exception
+    ) -> None:
+        reason = _oneline(exc)
+        attempts = self.ledger.fail(
+            conn,
+            name,
+            tick,
+            reason=reason,
+            replica=self.settings.replica_id,
+            started_at=started,
+            now=self.clock.now(),
+        )
+        event(
+            self.logger,
+            logging.ERROR,
+            "tick_failed",
+            schedule=name,
+            tick=tick.isoformat(),
+            reason=reason,
+            attempt=attempts,
+            error=type(exc).__name__,
+        )
+        self.metrics.count("tick.completed", 1, {"schedule": name, "outcome": "failed"})
+        sentry_sdk.capture_exception(exc)
+
+    # -- readiness ------------------------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Config loaded, every queue database reachable with its ledger at the latest version."""
+        state = self.state
+        if state is None:
+            return False, {"config": "not loaded"}
+        checks: dict[str, Any] = {"config": "loaded"}
+        ready = True
+        for database in sorted(state.databases):
+            try:
+                with connect(state.loaded.config, database, self.environ, timeout=2) as conn:
+                    version = self.ledger.version(conn)
+            except (psycopg.Error, ConfigError) as exc:
+                checks[database] = f"unreachable: {_oneline(exc)}"
+                ready = False
+                continue
+            if version != LATEST_VERSION:
+                checks[database] = f"ledger at version {version}, expected {LATEST_VERSION}"
+                ready = False
+            else:
+                checks[database] = "ok"
+        return ready, checks
+
+
+def _oneline(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
