@@ -1,0 +1,133 @@
+"""The ledger's statements on a real PostgreSQL: migrations, claims, failures, skips and the horizon."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from scheduler.runtime.catchup import Outcome, SkipReason
+from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+
+TICK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+NOW = TICK + timedelta(seconds=1)
+
+
+def migrated(conn: psycopg.Connection[Any]) -> Ledger:
+    ledger = Ledger()
+    ledger.migrate(conn)
+    return ledger
+
+
+def test_migrate_is_idempotent(conn: psycopg.Connection[Any]) -> None:
+    """A second migration applies nothing and the version stays the latest."""
+    ledger = Ledger()
+    first = ledger.migrate(conn)
+    assert [m.version for m in first] == list(range(1, LATEST_VERSION + 1))
+    assert ledger.migrate(conn) == []
+    assert ledger.version(conn) == LATEST_VERSION
+
+
+def test_version_of_missing_ledger_is_none(conn: psycopg.Connection[Any]) -> None:
+    """Before any migration the ledger has no version."""
+    assert Ledger("elsewhere").version(conn) is None
+
+
+def test_replicas_migrating_together_do_not_race(queue_dsn: str) -> None:
+    """Eight connections migrating at once all succeed under the advisory lock; each step is applied once."""
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            with psycopg.connect(queue_dsn) as c:
+                Ledger().migrate(c)
+        except BaseException as exc:  # the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    with psycopg.connect(queue_dsn) as c:
+        assert c.execute("SELECT count(*) FROM scheduler.migration").fetchone() == (LATEST_VERSION,)
+
+
+def test_custom_schema(conn: psycopg.Connection[Any]) -> None:
+    """The ledger's schema name is configurable."""
+    ledger = Ledger("ledger_two")
+    ledger.migrate(conn)
+    with conn.transaction():
+        assert ledger.claim(conn, "s", TICK, "r1", NOW) == 1
+    assert conn.execute("SELECT count(*) FROM ledger_two.tick").fetchone() == (1,)
+
+
+def test_second_claim_of_done_tick_loses(conn: psycopg.Connection[Any], queue_dsn: str) -> None:
+    """Once a claim committed, another replica's claim of the same tick returns nothing."""
+    ledger = migrated(conn)
+    with conn.transaction():
+        assert ledger.claim(conn, "s", TICK, "r1", NOW) == 1
+    with psycopg.connect(queue_dsn) as other, other.transaction():
+        assert ledger.claim(other, "s", TICK, "r2", NOW) is None
+
+
+def test_tick_lock_is_not_shared(conn: psycopg.Connection[Any], queue_dsn: str) -> None:
+    """While one transaction holds a tick's lock, another fails to take it at once, and can after."""
+    ledger = migrated(conn)
+    with psycopg.connect(queue_dsn) as other:
+        with conn.transaction():
+            assert ledger.try_lock(conn, "s", TICK)
+            with other.transaction():
+                assert not ledger.try_lock(other, "s", TICK)
+                assert ledger.try_lock(other, "s", TICK + timedelta(minutes=1))
+        with other.transaction():
+            assert ledger.try_lock(other, "s", TICK)
+
+
+def test_failed_tick_is_reclaimed_with_next_attempt(conn: psycopg.Connection[Any]) -> None:
+    """A failed tick can be claimed again; the attempt count goes up."""
+    ledger = migrated(conn)
+    assert ledger.fail(conn, "s", TICK, reason="boom", replica="r1", started_at=NOW, now=NOW) == 1
+    assert ledger.fail(conn, "s", TICK, reason="boom", replica="r1", started_at=NOW, now=NOW) == 2
+    with conn.transaction():
+        assert ledger.claim(conn, "s", TICK, "r2", NOW) == 3
+    rows = ledger.rows_since(conn, "s", TICK)
+    assert rows[TICK].outcome is Outcome.DONE
+
+
+def test_failure_never_overwrites_done(conn: psycopg.Connection[Any]) -> None:
+    """Recording a failure for a tick that is done changes nothing."""
+    ledger = migrated(conn)
+    with conn.transaction():
+        ledger.claim(conn, "s", TICK, "r1", NOW)
+    assert ledger.fail(conn, "s", TICK, reason="late", replica="r2", started_at=NOW, now=NOW) is None
+    assert ledger.rows_since(conn, "s", TICK)[TICK].outcome is Outcome.DONE
+
+
+def test_skip_keeps_existing_rows(conn: psycopg.Connection[Any]) -> None:
+    """Skipping records only ticks without a row."""
+    ledger = migrated(conn)
+    with conn.transaction():
+        ledger.claim(conn, "s", TICK, "r1", NOW)
+    later = TICK + timedelta(minutes=1)
+    with conn.transaction():
+        recorded = ledger.skip_many(
+            conn, "s", [(TICK, SkipReason.TOO_OLD), (later, SkipReason.TOO_OLD)], "r1", NOW
+        )
+    assert recorded == [later]
+    rows = ledger.rows_since(conn, "s", TICK)
+    assert (rows[TICK].outcome, rows[later].outcome) == (Outcome.DONE, Outcome.SKIPPED)
+
+
+def test_horizon_starts_at_first_sighting_and_never_goes_back(conn: psycopg.Connection[Any]) -> None:
+    """The first replica to see a schedule sets its horizon; advancing to an earlier instant is ignored."""
+    ledger = migrated(conn)
+    with conn.transaction():
+        assert ledger.horizon(conn, "s", TICK) == TICK
+        assert ledger.horizon(conn, "s", TICK + timedelta(hours=1)) == TICK
+        ledger.advance(conn, "s", TICK + timedelta(minutes=5))
+        ledger.advance(conn, "s", TICK + timedelta(minutes=1))
+        assert ledger.horizon(conn, "s", NOW) == TICK + timedelta(minutes=5)
