@@ -8,6 +8,7 @@ they agree on the time. Every process is killed at teardown.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -182,6 +183,9 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
 def ledger(dsn: str) -> list[tuple[datetime, str, str | None, int]]:
     """The ledger's rows (tick, outcome, reason, accepted), oldest first."""
     with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass('scheduler.tick') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return []  # no replica has migrated the ledger yet
         return [
             (r[0], r[1], r[2], r[3])
             for r in conn.execute(
@@ -209,3 +213,34 @@ def wait_until(check: Callable[[], Any], timeout: float = WAIT_SECONDS, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+DISRUPTIVE = "disruptive"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{DISRUPTIVE}: restarts the shared PostgreSQL; always runs last in the suite"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart PostgreSQL run after every other test (they break every open connection)."""
+    items.sort(key=lambda item: item.get_closest_marker(DISRUPTIVE) is not None)
+
+
+def done_ticks(dsn: str) -> list[datetime]:
+    return [t for t, outcome, _, _ in ledger(dsn) if outcome == "done"]
+
+
+def assert_each_tick_once(dsn: str) -> None:
+    """Ledger rows cover consecutive minutes without a gap; every done tick has exactly its cohort of jobs,
+    and no job belongs to a tick that is not done.
+    """
+    rows = ledger(dsn)
+    ticks = [r[0] for r in rows]
+    assert ticks == sorted(set(ticks))
+    assert all((b - a).total_seconds() == 60 for a, b in itertools.pairwise(ticks)), ticks
+    done = {r[0] for r in rows if r[1] == "done"}
+    assert jobs_per_tick(dsn) == dict.fromkeys(done, COHORT)
+    assert all(r[3] == COHORT for r in rows if r[1] == "done")
