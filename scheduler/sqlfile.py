@@ -26,8 +26,13 @@ def parse_queries(text: str) -> dict[str, LiteralString]:
             raise ValueError(f"SQL statement {name!r} is defined twice")
         if not body or all(line.lstrip().startswith("--") for line in body.splitlines()):
             raise ValueError(f"SQL statement {name!r} is empty")
+        # The leading comment lines describe the statement; psycopg does not parse SQL comments, so a `%`
+        # in them would count as a placeholder. The statement starts at its first non-comment line.
+        lines = body.splitlines()
+        while lines and lines[0].lstrip().startswith("--"):
+            lines.pop(0)
         # The text comes from a file shipped in the package, never from user input.
-        queries[name] = body
+        queries[name] = "\n".join(lines)
     return queries
 
 
