@@ -128,16 +128,36 @@ def open_sql_cohort(
                         f"{prefix}the cohort query returns columns {', '.join(columns) or '(none)'} but no `key`; "
                         "alias the entity id, e.g. `select id as key, ...`"
                     )
-                yield CohortStream(rows=_stream(cur), total=total, columns=columns)
+                try:
+                    yield CohortStream(rows=_stream(cur, prefix), total=total, columns=columns)
+                except psycopg.Error as exc:
+                    # Raised by the caller's own statements (the queue database), not by the cohort:
+                    # a fetch error of the cohort arrives here already as a CohortError (`_stream`).
+                    raise _CallerError(exc) from exc
         except psycopg.Error as exc:
             raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
+    except _CallerError as wrapped:
+        error = wrapped.error
+        error.__suppress_context__ = True
+        raise error  # noqa: B904 - the caller's own error, unwrapped
     finally:
         conn.close()
 
 
-def _stream(cur: psycopg.Cursor[dict[str, Any]]) -> Iterator[Row]:
-    for row in cur:
-        yield normalize_row(row)
+class _CallerError(Exception):
+    """Carries a database error of the code inside `open_sql_cohort`'s block past its cohort handler."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _stream(cur: psycopg.Cursor[dict[str, Any]], prefix: str) -> Iterator[Row]:
+    try:
+        for row in cur:
+            yield normalize_row(row)
+    except psycopg.Error as exc:
+        raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
