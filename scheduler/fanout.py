@@ -14,18 +14,18 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from scheduler.backends.base import Backend
-from scheduler.backends.common import QUERIES as COMMON_QUERIES
 from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
 from scheduler.errors import ConfigError
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
+from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
     BackendKind,
@@ -49,6 +49,7 @@ QUEUE_APPLICATION_NAME = "scheduler:enqueue"
 PREVIEW_JOBS = 50
 HISTOGRAM_BUCKET = timedelta(minutes=5)
 STAGGER_SAMPLES = 1000
+FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
 """At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
 
 
@@ -101,6 +102,8 @@ class Fanout:
     chunk_size: int = 5000
     detail_limit: int | None = 10_000
     preview_limit: int = PREVIEW_JOBS
+    spill_after: int = 50_000
+    """Singleton keys a tick holds in memory before `TickKeys` moves them to a temporary table."""
 
     def schedule(self, name: str) -> Schedule:
         try:
@@ -178,10 +181,11 @@ def _queue_ref(config: Any, logical: str) -> QueueRef:
 
 class TickKeys:
     """The non-null singleton keys already planned in this tick, per queue, so a repeat is reported as
-    `duplicate_in_cohort` even when it arrives in a later chunk.
+    `duplicate_in_cohort` naming the job that holds its key, even when it arrives in a later chunk.
 
-    Keys are held in memory up to `spill_after`; past that (cohorts of millions), and only when a
-    connection is given, they move to a temporary table dropped at commit, keeping memory bounded.
+    Keys (and their holders) are held in memory up to `spill_after`; past that (cohorts of millions), and
+    only when a connection is given, they move to a temporary table dropped at commit, keeping memory
+    bounded. Both paths report the same outcomes.
     """
 
     def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 50_000) -> None:
@@ -191,7 +195,11 @@ class TickKeys:
         self._spilled = False
 
     def split(self, batch: Batch) -> tuple[Batch, dict[int, Dropped]]:
-        """Split a batch into the jobs whose key is new in this tick and drops for the repeats (by index)."""
+        """Split a batch into the jobs whose key is new in this tick and drops for the repeats (by index).
+
+        The drops name no holder yet: a repeat of a key first seen in this same batch is held by a job
+        that does not exist until the batch is enqueued; `name_holders` fills them in after `remember`.
+        """
         queue = batch.queue.logical
         keyed = [(i, j.singleton_key) for i, j in enumerate(batch.jobs) if j.singleton_key is not None]
         if not keyed:
@@ -212,12 +220,7 @@ class TickKeys:
                     self._memory[(queue, key)] = None
                     fresh.add(i)
         drops = {
-            i: Dropped(
-                key=batch.jobs[i].key,
-                reason=DropReason.DUPLICATE_IN_COHORT,
-                singleton_key=key,
-                holder_id=self._memory.get((queue, key)) if not self._spilled else None,
-            )
+            i: Dropped(key=batch.jobs[i].key, reason=DropReason.DUPLICATE_IN_COHORT, singleton_key=key)
             for i, key in keyed
             if i not in fresh
         }
@@ -227,19 +230,53 @@ class TickKeys:
 
     def remember(self, queue: str, jobs: Iterable[JobSpec], outcomes: Iterable[Outcome]) -> None:
         """Note which job id now holds each key (for the holder named on a duplicate)."""
-        if self._spilled:
+        held = [
+            (job.singleton_key, outcome.job_id)
+            for job, outcome in zip(jobs, outcomes, strict=True)
+            if job.singleton_key is not None and isinstance(outcome, Accepted) and outcome.job_id
+        ]
+        if not held:
             return
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if job.singleton_key is not None and isinstance(outcome, Accepted) and outcome.job_id:
-                self._memory[(queue, job.singleton_key)] = outcome.job_id
+        if self._spilled:
+            assert self._conn is not None
+            self._conn.execute(
+                FANOUT_QUERIES["tick_keys_hold_many"],
+                {"queue": queue, "keys": [k for k, _ in held], "job_ids": [j for _, j in held]},
+            )
+            return
+        for key, job_id in held:
+            self._memory[(queue, key)] = job_id
+
+    def name_holders(self, queue: str, drops: dict[int, Dropped]) -> dict[int, Dropped]:
+        """The drops with the job holding each one's key filled in, where one is known."""
+        keys = {d.singleton_key for d in drops.values() if d.singleton_key is not None}
+        if not keys:
+            return drops
+        holders: dict[str, str]
+        if self._spilled:
+            assert self._conn is not None
+            rows = self._conn.execute(
+                FANOUT_QUERIES["tick_keys_holders_many"], {"queue": queue, "keys": sorted(keys)}
+            ).fetchall()
+            holders = {str(k): str(j) for k, j in rows}
+        else:
+            holders = {k: h for k in keys if (h := self._memory.get((queue, k)))}
+        return {
+            i: replace(d, holder_id=holders.get(d.singleton_key or "")) if d.singleton_key in holders else d
+            for i, d in drops.items()
+        }
 
     def _spill(self) -> None:
         assert self._conn is not None
-        self._conn.execute(COMMON_QUERIES["tick_keys_create"])
+        self._conn.execute(FANOUT_QUERIES["tick_keys_create"])
         with self._conn.cursor() as cur:
             cur.execute(
-                COMMON_QUERIES["tick_keys_insert_many"],
-                ([q for q, _ in self._memory], [k for _, k in self._memory]),
+                FANOUT_QUERIES["tick_keys_insert_many"],
+                {
+                    "queues": [q for q, _ in self._memory],
+                    "keys": [k for _, k in self._memory],
+                    "job_ids": list(self._memory.values()),
+                },
             )
         self._memory.clear()
         self._spilled = True
@@ -247,7 +284,7 @@ class TickKeys:
     def _claim_in_table(self, queue: str, keyed: list[tuple[int, str]]) -> set[int]:
         assert self._conn is not None
         rows = self._conn.execute(
-            COMMON_QUERIES["tick_keys_claim_many"], ([k for _, k in keyed], queue)
+            FANOUT_QUERIES["tick_keys_claim_many"], {"keys": [k for _, k in keyed], "queue": queue}
         ).fetchall()
         return {keyed[int(ordinal) - 1][0] for (ordinal,) in rows}
 
@@ -373,7 +410,7 @@ def _run(
     missing = [q for q in missing if q.logical not in to_create]
     if missing:
         report.failure = f"queue {missing[0].name!r} ({missing[0].backend.value}, logical {missing[0].logical!r}) does not exist"
-    keys = TickKeys(None if dry else conn)
+    keys = TickKeys(None if dry else conn, fanout.spill_after)
     placed: dict[str, set[str]] = {}
     seen = 0
     with fanout.open_cohort(name, tick) as stream:
@@ -396,6 +433,7 @@ def _run(
             else:
                 result = backend.enqueue_many(conn, sent)
             keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
+            drops = keys.name_holders(batch.queue.logical, drops)
             report.add(_merge(batch, sent, result, drops))
     report.cohort_size = preview.stats.rows
     report.duration_seconds = time.perf_counter() - started
