@@ -61,3 +61,45 @@ def make_database() -> Iterator[MakeDatabase]:
 def database(make_database: MakeDatabase) -> str:
     """DSN of a fresh, empty database for this test."""
     return make_database()
+
+
+QUEUES_TEMPLATE_PGBOSS_QUEUES = [
+    {"name": "generate-insight-post", "options": {"policy": "stately"}},
+    {"name": "lane-ui", "options": {"policy": "standard"}},
+    {"name": "lane-batch", "options": {"policy": "standard"}},
+    {"name": "bulk", "options": {"policy": "standard"}},
+]
+"""The pg-boss queues of `queues_template` (name, pg-boss Queue options)."""
+
+
+@pytest.fixture(scope="session")
+def queues_template() -> Iterator[str]:
+    """Name of a database holding BOTH queue systems, each schema created by the real library: pg-boss's
+    `start()` (plus `QUEUES_TEMPLATE_PGBOSS_QUEUES`) and procrastinate's `apply_schema` (plus the interop
+    app's `interop_done` table)."""
+    import json
+
+    import procrastinate
+
+    from tests.integration.pgboss.interop import node, to_url
+    from tests.interop.procrastinate_app import DONE_TABLE
+
+    name = f"sched_tpl_queues_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(name)
+    try:
+        setup = node("setup.mjs", to_url(dsn), json.dumps(QUEUES_TEMPLATE_PGBOSS_QUEUES))
+        assert setup == {"version": 46}
+        app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
+        with app.open():
+            app.schema_manager.apply_schema()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(DONE_TABLE)
+        yield name
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def queues_db(make_database: MakeDatabase, queues_template: str) -> str:
+    """DSN of this test's clone of `queues_template` (pg-boss and procrastinate side by side)."""
+    return make_database(template=queues_template)
