@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench-pool: {exc}", file=sys.stderr)
         return EXIT_FINDINGS
     if args.json:
-        dump_json(report.to_json())
+        dump_json(report.to_json(), sys.stdout)
     else:
         format_table(report, sys.stdout)
     return EXIT_OK
