@@ -34,8 +34,9 @@ queues:
   records: { name: records, backend: procrastinate, database: queue, task: interop.record }
 lanes:
   work: { default: ui, routes: { batch: batch } }
+  mixed: { default: insights, routes: { proc: records } }
 """
-"""Databases, queues (all present in `queues_template`) and one lane; tests append `schedules:`."""
+"""Databases, queues (all present in `queues_template`) and two lanes; tests append `schedules:`."""
 
 
 def load_fanout(directory: Path, schedules: str, environ: dict[str, str], **options: Any) -> Fanout:
