@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 "recent": [_row_json(r) for r in rows],
             }
     if args.json:
-        dump_json(doc)
+        dump_json(doc, sys.stdout)
     else:
         _print_tables(doc)
     return code

@@ -43,9 +43,9 @@ SELECT horizon FROM {schema}.schedule_state WHERE schedule = %(schedule)s
 LIMIT 1;
 
 -- name: tick_claim :one
--- Claim a tick for this transaction: a new row, or a failed one (a retry). A done or skipped tick, or one
--- another replica claimed and has not committed yet (we wait on its row only after winning its advisory
--- lock, so never), returns no row: the caller lost and writes nothing.
+-- Claim a tick for this transaction: a new row, or a failed one (a retry). A done or skipped tick returns
+-- no row: the caller lost and writes nothing. Callers take `tick_lock` first, so this never waits behind
+-- another replica's uncommitted claim of the same tick.
 INSERT INTO {schema}.tick AS t (schedule, tick, outcome, replica, attempts, started_at)
 VALUES (%(schedule)s, %(tick)s, 'done', %(replica)s, 1, %(now)s)
 ON CONFLICT (schedule, tick) DO UPDATE

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         "info", description="Lowest level logged."
     )
     replica_id: str = Field(
-        default_factory=default_replica_id, description="Name of this replica in the ledger (hostname-pid)."
+        default_factory=default_replica_id, description="Name of this replica in the ledger."
     )
     ledger_schema: str = Field(
         "scheduler", pattern=r"^[a-z_][a-z0-9_]*$", description="Schema of the ledger in each queue database."

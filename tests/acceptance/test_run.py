@@ -63,6 +63,16 @@ def test_replica_killed_before_commit_leaves_no_job(tmp_path: Path, queue_dsn: s
     assert_each_tick_once(queue_dsn)
 
 
+def test_sigterm_finishes_tick_in_flight(tmp_path: Path, queue_dsn: str, launch: Launch) -> None:
+    """SIGTERM during a fan-out lets it commit, then the process exits 0."""
+    config = write_config(tmp_path)
+    replica = launch(config, queue_dsn, time.time(), SCHEDULER_TEST_PAUSE_BEFORE_COMMIT="1.5")
+    tick = datetime.fromisoformat(replica.wait_for(r"tick_paused_before_commit .*" + TICK).group(1))
+    assert replica.stop() == 0
+    assert jobs_per_tick(queue_dsn) == {tick: COHORT}
+    assert done_ticks(queue_dsn) == [tick]
+
+
 def test_restart_catches_up_inside_window_and_skips_older(
     tmp_path: Path, queue_dsn: str, launch: Launch
 ) -> None:
