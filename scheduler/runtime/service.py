@@ -369,7 +369,7 @@ class Service:
                     raise _TickFailed(report.failure)
                 self.ledger.finish(conn, name, tick, report, self.clock.now())
                 self._pause_before_commit(name, tick)
-        except (SchedulerError, psycopg.Error) as exc:
+        except Exception as exc:  # any failure of the tick is recorded; a dead connection ends the pass
             if conn.broken or (isinstance(exc, psycopg.OperationalError) and conn.closed):
                 raise
             self._record_failure(conn, name, tick, started, exc)
