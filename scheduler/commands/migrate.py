@@ -23,10 +23,17 @@ Applies the ledger's versioned migration steps (latest: {LATEST_VERSION}) in eve
 enabled schedules write to, under an advisory lock (replicas starting together do not race). `scheduler
 run` does the same at start; run this first when the sidecar's role may not create schemas.
 """
+EPILOG = """\
+examples:
+  scheduler migrate schedules/
+  scheduler migrate --schema scheduler schedules/
+"""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("migrate", help=HELP, description=DESCRIPTION, formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "migrate", help=HELP, description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
     p.add_argument(
         "--schema",
         default=os.environ.get("SCHEDULER_LEDGER_SCHEMA", "scheduler"),

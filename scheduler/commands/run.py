@@ -40,12 +40,21 @@ exits 0 (1 when the grace period ran out).
 
 HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated), /metrics (Prometheus).
 """
+EXAMPLES = """\
+examples:
+  scheduler run schedules/
+  SCHEDULER_LOG_FORMAT=json SCHEDULER_HEALTH_PORT=8080 scheduler run schedules/
+"""
 _WATCH_EVERY_SECONDS = 1.0
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
-        "run", help=HELP, description=DESCRIPTION, epilog=settings_help(), formatter_class=HelpFormatter
+        "run",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EXAMPLES + "\n" + settings_help(),
+        formatter_class=HelpFormatter,
     )
     add_paths(p)
     p.set_defaults(handler=run)

@@ -26,10 +26,17 @@ time and its most recent ticks: outcome (done, failed with the reason, skipped),
 the replica that claimed it. Exit code 1 when a database cannot be read.
 """
 COLUMNS = ("TICK", "OUTCOME", "ACCEPTED", "DROPPED", "ATTEMPTS", "REPLICA", "REASON")
+EPILOG = """\
+examples:
+  scheduler status schedules/
+  scheduler status --json --limit 3 schedules/
+"""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("status", help=HELP, description=DESCRIPTION, formatter_class=HelpFormatter)
+    p = sub.add_parser(
+        "status", help=HELP, description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
+    )
     p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
     p.add_argument("--limit", type=int, default=10, help="recent ticks per schedule (default: 10)")
     p.add_argument(
