@@ -1,0 +1,104 @@
+"""Bad input through the real CLI: findings with file:line:col, exit codes, no tracebacks, --help."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.acceptance.cli import scheduler
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+MALFORMED = 'version: 1\nschedules:\n  a:\n    cron: "0 * * * *"\n    cohort: { static: [ { key: a }\n'
+UNKNOWN_KEY = """\
+version: 1
+databases:
+  app: { dsn_env: APP_DATABASE_URL }
+  queue: { dsn_env: QUEUE_DATABASE_URL }
+queues:
+  q: { name: generate-insight-post, backend: pgboss, policy: stately }
+schedules:
+  a:
+    cron: "0 * * * *"
+    cohort: { static: [ { key: a } ] }
+    queue: q
+    singelton_key: "x:{key}"
+"""
+KEYLESS_INTO_STATELY = UNKNOWN_KEY.replace('    singelton_key: "x:{key}"\n', "").replace(
+    "[ { key: a } ]", "[ { key: a }, { key: b }, { key: c } ]"
+)
+
+
+def test_malformed_yaml_is_one_located_finding(tmp_path: Path) -> None:
+    """An unclosed flow sequence: `file:6:1: CFG001 error: malformed YAML...` on stdout, exit 1, no traceback."""
+    (tmp_path / "bad.yaml").write_text(MALFORMED)
+
+    done = scheduler("validate", "bad.yaml", cwd=tmp_path)
+
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("bad.yaml:6:1: CFG001 error: malformed YAML: ")
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unknown_key_names_its_place_and_the_likely_key(tmp_path: Path) -> None:
+    """A misspelt `singleton_key` gives `file:12:5: CFG004 error: unknown key ... did you mean`, exit 1."""
+    (tmp_path / "s.yaml").write_text(UNKNOWN_KEY)
+
+    done = scheduler("validate", "s.yaml", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "s.yaml:12:5: CFG004 error: unknown key 'singelton_key' in schedules.a (did you mean 'singleton_key'?); "
+        "allowed keys: catch_up, cohort, cron, enabled, expected_drops, expire_in, lane, priority, queue, "
+        "retry_delay, retry_limit, singleton_key, stagger, timezone"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_check_db_flags_a_keyless_fanout_into_a_live_stately_queue(tmp_path: Path, queues_db: str) -> None:
+    """`validate --check-db` reads the live queue's policy (stately) and reports SCH104 at the schedule, exit 1."""
+    (tmp_path / "s.yaml").write_text(KEYLESS_INTO_STATELY)
+
+    done = scheduler(
+        "validate",
+        "--check-db",
+        "s.yaml",
+        cwd=tmp_path,
+        APP_DATABASE_URL=queues_db,
+        QUEUE_DATABASE_URL=queues_db,
+    )
+
+    assert done.returncode == 1
+    sch104 = [line for line in done.stdout.splitlines() if " SCH104 " in line]
+    assert sch104 == [
+        "s.yaml:8:3: SCH104 error: schedule 'a' fans out into queue 'generate-insight-post', whose live policy "
+        "is stately, with no singleton key: 2 of its 3 entities would be dropped; add "
+        '`singleton_key: "a:{key}"` so each entity gets its own slot'
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_usage_error_exits_2(tmp_path: Path) -> None:
+    """`dry-run` without --hour is a usage error: exit 2 and argparse's message naming --hour."""
+    done = scheduler("dry-run", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "the following arguments are required: --hour" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["validate"], ["dry-run"], ["fire"], ["schema"], ["run"], ["migrate"], ["status"], ["bench-pool"]],
+)
+def test_every_help_exits_0_with_an_example(tmp_path: Path, command: list[str]) -> None:
+    """`scheduler [COMMAND] --help` exits 0 and shows at least one `scheduler ...` example."""
+    done = scheduler(*command, "--help", cwd=tmp_path)
+
+    assert done.returncode == 0
+    assert "example" in done.stdout
+    assert "\n  scheduler " in done.stdout
