@@ -75,6 +75,8 @@ def finding_json(finding: Finding) -> dict[str, Any]:
     }
 
 
-def dump_json(doc: Any, out: TextIO = sys.stdout) -> None:
-    json.dump(doc, out, indent=2, default=str)
-    out.write("\n")
+def dump_json(doc: Any, out: TextIO | None = None) -> None:
+    """Write `doc` as indented JSON to `out` (default: sys.stdout as it is at call time)."""
+    stream = out if out is not None else sys.stdout
+    json.dump(doc, stream, indent=2, default=str)
+    stream.write("\n")

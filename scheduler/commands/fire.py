@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sentry_sdk
+
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
 from scheduler.commands.common import add_paths, dump_json, load_or_print
 from scheduler.errors import SchedulerError
@@ -95,9 +97,15 @@ def run(args: argparse.Namespace) -> int:
     level, name, fields = fanout_event(report, schedule.expected_drops)
     event(logger, level, name, **fields)
     if not args.dry and not report.failure:
+        from scheduler.runtime.sentry import init_sentry
+        from scheduler.runtime.settings import Settings
+
+        # Same settings as the sidecar: SCHEDULER_SENTRY_DSN set → metrics and drops reach Sentry.
+        init_sentry(Settings())
         metrics = Metrics()
         metrics.record_fanout(report)
         metrics.record_stagger(report.schedule, result.preview.stagger_samples)
+        sentry_sdk.flush()  # a one-shot process: send before exiting
     if args.json:
         dump_json(report_json(result))
     else:

@@ -354,12 +354,14 @@ def _check_schedule(
     if not isinstance(cohort, dict):
         return findings
     cpath: ConfigPath = (*path, "cohort")
-    ref(
-        "databases",
-        databases,
-        _text(cohort, "database") or _default(Cohort, "database"),
-        (*cpath, "database"),
-    )
+    # A static list never touches a database: only an SQL cohort (or one naming a database) needs it declared.
+    if cohort.get("sql") is not None or "database" in cohort:
+        ref(
+            "databases",
+            databases,
+            _text(cohort, "database") or _default(Cohort, "database"),
+            (*cpath, "database"),
+        )
     has_sql, static = cohort.get("sql") is not None, cohort.get("static")
     if has_sql and static is not None:
         findings.append(

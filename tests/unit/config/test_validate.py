@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from scheduler.config import load_config
 
 if TYPE_CHECKING:
-    from tests.unit.config.conftest import Errors, Write
+    from tests.unit.config.conftest import Errors, Load, Write
 
 
 def schedule(*lines: str, name: str = "digest") -> str:
@@ -312,3 +312,23 @@ def test_every_error_of_a_run_is_reported(write: Write, errors: Errors) -> None:
         f"{path}:16:12: CFG007 error",
         f"{path}:19:5: CFG006 error",
     ]
+
+
+def test_static_cohort_needs_no_app_database(load: Load) -> None:
+    """A static cohort touches no database, so a config without an `app` database loads."""
+    loaded = load(
+        """\
+        version: 1
+        databases:
+          queue: { dsn_env: QUEUE_DATABASE_URL }
+        queues:
+          rollups: { name: billing, backend: procrastinate, task: billing.rollup }
+        schedules:
+          nightly:
+            cron: "15 2 * * *"
+            cohort: { static: [{ key: acme }] }
+            queue: rollups
+        """,
+        header=False,
+    )
+    assert list(loaded.config.schedules) == ["nightly"]
