@@ -39,24 +39,18 @@ def config_paths(args: argparse.Namespace) -> list[Path]:
     return [Path(p) for p in DEFAULT_PATHS]
 
 
-def load_or_print(args: argparse.Namespace, out: TextIO = sys.stderr) -> LoadedConfig | None:
-    """Load the config; on errors print every finding and return None."""
-    paths = config_paths(args)
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        for p in missing:
-            print(f"{p}: no such file or directory; pass schedule files or a directory of *.yaml", file=out)
-        return None
+def load_or_print(args: argparse.Namespace, out: TextIO | None = None) -> LoadedConfig | None:
+    """Load the config; on errors (missing paths included) print every finding and return None."""
     try:
-        return load_config(paths)
+        return load_config(config_paths(args))
     except ConfigInvalid as exc:
-        print_findings(exc.findings, out)
+        print_findings(exc.findings, out if out is not None else sys.stderr)
         return None
 
 
-def print_findings(findings: Iterable[Finding], out: TextIO = sys.stdout) -> None:
+def print_findings(findings: Iterable[Finding], out: TextIO | None = None) -> None:
     for finding in findings:
-        print(finding.format(), file=out)
+        print(finding.format(), file=out if out is not None else sys.stdout)
 
 
 def has_errors(findings: Iterable[Finding]) -> bool:
@@ -80,3 +74,15 @@ def dump_json(doc: Any, out: TextIO | None = None) -> None:
     stream = out if out is not None else sys.stdout
     json.dump(doc, stream, indent=2, default=str)
     stream.write("\n")
+
+
+LEDGER_SCHEMA_ENV = "SCHEDULER_LEDGER_SCHEMA"
+
+
+def add_ledger_schema(parser: argparse.ArgumentParser) -> None:
+    """The `--schema` option of the commands that read or write the sidecar's ledger."""
+    parser.add_argument(
+        "--schema",
+        default=os.environ.get(LEDGER_SCHEMA_ENV, "scheduler"),
+        help=f"schema of the ledger (default: ${LEDGER_SCHEMA_ENV}, else scheduler)",
+    )

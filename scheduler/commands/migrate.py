@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.common import add_paths, load_or_print
+from scheduler.commands.common import add_ledger_schema, add_paths, load_or_print
 from scheduler.errors import ConfigError
 from scheduler.runtime.databases import connect, ledger_databases
 from scheduler.runtime.ledger import LATEST_VERSION, Ledger
@@ -34,11 +34,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "migrate", help=HELP, description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
-    p.add_argument(
-        "--schema",
-        default=os.environ.get("SCHEDULER_LEDGER_SCHEMA", "scheduler"),
-        help="schema of the ledger (default: $SCHEDULER_LEDGER_SCHEMA, else scheduler)",
-    )
+    add_ledger_schema(p)
     add_paths(p)
     p.set_defaults(handler=run)
 

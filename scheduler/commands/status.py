@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.common import add_paths, dump_json, load_or_print
+from scheduler.commands.common import add_ledger_schema, add_paths, dump_json, load_or_print
 from scheduler.errors import ConfigError
 from scheduler.planning.ticks import next_tick
 from scheduler.runtime.databases import connect, ledger_databases
@@ -39,11 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
     p.add_argument("--limit", type=int, default=10, help="recent ticks per schedule (default: 10)")
-    p.add_argument(
-        "--schema",
-        default=os.environ.get("SCHEDULER_LEDGER_SCHEMA", "scheduler"),
-        help="schema of the ledger (default: $SCHEDULER_LEDGER_SCHEMA, else scheduler)",
-    )
+    add_ledger_schema(p)
     add_paths(p)
     p.set_defaults(handler=run)
 

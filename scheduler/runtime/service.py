@@ -335,6 +335,10 @@ class Service:
             with conn.transaction():
                 self.ledger.advance(conn, name, decision.horizon)
 
+    def _lost(self, name: str, tick: datetime, why: str) -> None:
+        """Another replica has this tick (in flight, or done): a debug line, nothing else."""
+        event(self.logger, logging.DEBUG, "tick_lost", schedule=name, tick=tick.isoformat(), why=why)
+
     def _fire(
         self, conn: psycopg.Connection[Any], state: _State, name: str, schedule: Schedule, tick: datetime
     ) -> None:
@@ -343,25 +347,11 @@ class Service:
         try:
             with conn.transaction():
                 if not self.ledger.try_lock(conn, name, tick):
-                    event(
-                        self.logger,
-                        logging.DEBUG,
-                        "tick_lost",
-                        schedule=name,
-                        tick=tick.isoformat(),
-                        why="in_flight",
-                    )
+                    self._lost(name, tick, "in_flight")
                     return
                 attempt = self.ledger.claim(conn, name, tick, replica, started)
                 if attempt is None:
-                    event(
-                        self.logger,
-                        logging.DEBUG,
-                        "tick_lost",
-                        schedule=name,
-                        tick=tick.isoformat(),
-                        why="done",
-                    )
+                    self._lost(name, tick, "done")
                     return
                 result = fanout_in_transaction(state.fanout, conn, name, tick)
                 report = result.report
