@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
-    from scheduler.config.models import Schedule
+    from scheduler.config.models import Config, Schedule
     from scheduler.observe.metrics import Metrics
     from scheduler.runtime.settings import Clock, Settings
 
@@ -417,7 +417,8 @@ class Service:
     # -- readiness ------------------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Config loaded, every queue database reachable with its ledger at the latest version."""
+        """Config loaded, every queue database reachable with its ledger at the latest version, and every
+        app database that a cohort query reads reachable."""
         state = self.state
         if state is None:
             return False, {"config": "not loaded"}
@@ -436,7 +437,21 @@ class Service:
                 ready = False
             else:
                 checks[database] = "ok"
+        for database in sorted(_cohort_databases(state.loaded.config) - set(state.databases)):
+            try:
+                with connect(state.loaded.config, database, self.environ, timeout=2) as conn:
+                    conn.execute("SELECT 1")
+            except (psycopg.Error, ConfigError) as exc:
+                checks[database] = f"unreachable: {_oneline(exc)}"
+                ready = False
+            else:
+                checks[database] = "ok"
         return ready, checks
+
+
+def _cohort_databases(config: Config) -> set[str]:
+    """The app databases that enabled schedules' SQL cohorts read (a tick fails while one is unreachable)."""
+    return {s.cohort.database for s in config.schedules.values() if s.enabled and s.cohort.sql is not None}
 
 
 def _oneline(exc: BaseException) -> str:

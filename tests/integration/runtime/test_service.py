@@ -136,3 +136,30 @@ def test_invalid_reload_keeps_running_config(tmp_path: Path, queue_dsn: str) -> 
     assert not svc.load()
     assert svc.state is before
     assert "s.yaml:8:11: CFG005 error" in out.getvalue()
+
+
+def test_readiness_checks_the_app_database_of_sql_cohorts(tmp_path: Path, queue_dsn: str) -> None:
+    """/readyz is unready while an app database that a cohort query reads cannot be reached."""
+    text = YAML.format(cohort='sql: "select 1 as key"').replace(
+        "      database: queue\n", "      database: app\n"
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace("databases:\n", "databases:\n  app: { dsn_env: APP_URL }\n", 1))
+    missing = (
+        queue_dsn.replace("dbname=", "dbname=no_such_db_")
+        if "dbname=" in queue_dsn
+        else queue_dsn + "_missing"
+    )
+    svc = Service(
+        Settings(replica_id="r1"),
+        [path],
+        logger=configure("json", logging.DEBUG, io.StringIO()),
+        metrics=Metrics(send_to_sentry=False),
+        clock=FixedClock(T0),
+        environ={"QUEUE_URL": queue_dsn, "APP_URL": missing},
+    )
+    assert svc.load()
+    ready, checks = svc.readiness()
+    assert (ready, checks["queue"]) == (False, "ok")
+    assert checks["app"].startswith("unreachable: ")
+    assert "no_such_db_" in checks["app"] or "_missing" in checks["app"]
