@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
-MODULES = ["validate", "dryrun", "fire", "run", "status", "migrate", "schema", "benchpool"]
+MODULES = ["validate", "dryrun", "fire", "run", "status", "migrate", "schema", "benchpool", "demo"]
 """Command modules under `scheduler.commands`, imported when the parser is built."""
 
 
