@@ -170,7 +170,9 @@ def print_report(result: FanoutResult) -> None:
             f"{t.dropped} dropped" + (f" ({reasons})" if reasons else "")
         )
         for d in t.dropped_sample[:DROPPED_KEYS_SHOWN]:
-            holder = f", held by job {d.holder_id} ({d.holder_state})" if d.holder_id else ""
+            # a holder from the same cohort has no state: it is being inserted with this drop
+            state = f" ({d.holder_state})" if d.holder_state else ""
+            holder = f", held by job {d.holder_id}{state}" if d.holder_id else ""
             policy = f" [{d.policy}]" if d.policy else ""
             print(f"    dropped {d.key}: {d.reason.value}{policy}{holder}")
         if t.dropped > DROPPED_KEYS_SHOWN:
