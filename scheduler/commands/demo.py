@@ -176,13 +176,21 @@ def _dsn_environment(uri: str) -> Iterator[None]:
 
 
 def _next_steps() -> None:
+    lines = [
+        ("export APP_DATABASE_URL=postgresql://.../app", "where your cohort tables live"),
+        ("export QUEUE_DATABASE_URL=postgresql://.../queues", "pg-boss or procrastinate (may be the same)"),
+        ("scheduler validate --check-db schedules/", "config, lint, live queues and their policies"),
+        (
+            f"scheduler dry-run --hour {demo.HOUR} schedules/",
+            f"what {demo.HOUR}:00 would enqueue, drops predicted",
+        ),
+        ("scheduler run schedules/", "the sidecar"),
+    ]
+    width = max(len(command) for command, _ in lines)
+    print("\n== Next steps: your own database")
+    for command, comment in lines:
+        print(f"  {command:<{width}}  # {comment}")
     print(
-        "\n== Next steps: your own database\n"
-        "  export APP_DATABASE_URL=postgresql://.../app        # where your cohort tables live\n"
-        "  export QUEUE_DATABASE_URL=postgresql://.../queues   # where pg-boss or procrastinate live (may be the same)\n"
-        "  scheduler validate --check-db schedules/           # config, lint, live queues and their policies\n"
-        f"  scheduler dry-run --hour {demo.HOUR} schedules/              # what {demo.HOUR}:00 would enqueue, drops predicted\n"
-        "  scheduler run schedules/                           # the sidecar\n"
-        "  The examples in schedules/ (pg-boss and procrastinate) are the place to start your own files;\n"
+        "  Start your own files from the examples in schedules/ (pg-boss and procrastinate);\n"
         "  `scheduler --help` lists every command."
     )
