@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import psycopg
 
     from scheduler.types import BackendKind, Batch, ChunkResult, QueueInfo, QueueRef
@@ -68,6 +70,19 @@ class Backend(Protocol):
         `placed` carries the slots (backend-normalized keys) that earlier batches of the same prediction
         would have taken; this method adds the slots its accepted jobs would take (it mutates `placed`).
         Accepted outcomes carry a job id of `""` (no id exists yet).
+        """
+        ...
+
+    def waiting_keys(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, keys: Sequence[str]
+    ) -> dict[str, str]:
+        """For each of `keys` (singleton keys) that a job waiting to run already holds, that job's id: pg-boss
+        jobs of `queue` in state created or retry (any policy, `standard` included, which has no unique index
+        to refuse a second one); procrastinate `todo` jobs with that queueing_lock (in any queue: the lock is
+        global). One bounded read, inside the caller's transaction; keys held by no waiting job are absent.
+
+        A watcher calls it before re-emitting, so an entity whose job still waits is `already_queued`, not
+        queued twice. Raises `BackendError` if the database rejects the statement.
         """
         ...
 

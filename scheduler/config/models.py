@@ -299,7 +299,14 @@ class Watcher(_Model):
     reemit_window: Duration = Field(timedelta(hours=1))
     statement_timeout: Duration = Field(timedelta(seconds=30))
     priority: int = 0
-    queue_level: bool = Field(False, description="Also report stalled jobs in the queue tables themselves.")
+    queue_level: bool = Field(
+        False,
+        description="Report jobs of `queue` stuck in its active state (stale heartbeat or expiry, no live worker).",
+    )
+    reemit_stalled: bool = Field(
+        False,
+        description="With `queue_level`: also re-emit each stalled job (same payload and singleton key).",
+    )
 
     _check_singleton_key = field_validator("singleton_key")(check_template)
 

@@ -16,7 +16,7 @@ Codes of the findings made while loading (lint rules are listed in `lint.py`):
 | CFG003 | error    | a schedule, queue, lane, watcher, database or alias is defined twice (across files) |
 | CFG004 | error    | unknown key (with the closest allowed key) |
 | CFG005 | error    | a value that does not validate: type, cron, time zone, duration, policy, template, version, missing key |
-| CFG006 | error    | both or neither of `queue`/`lane` (schedule), `sql`/`static` (cohort) |
+| CFG006 | error    | both or neither of `queue`/`lane` (schedule, watcher), `sql`/`static` (cohort); a watcher without `sql` that is not `queue_level` |
 | CFG007 | error    | a reference to an undeclared queue, lane or database; an alias to an undeclared queue |
 | CFG008 | error    | a singleton_key field that a static cohort row does not provide |
 | CFG009 | error    | a procrastinate queue without `task` |
@@ -313,7 +313,43 @@ def check_references(merged: Mapping[str, Any], locations: Locations) -> list[Fi
         ref("lanes", lanes, _text(watcher, "lane"), (*path, "lane"))
         if isinstance(watcher, dict):
             ref("databases", databases, _text(watcher, "database") or "app", (*path, "database"))
+            findings.extend(_check_watcher(name, watcher, locations))
     return findings
+
+
+def _check_watcher(name: str, watcher: dict[str, Any], locations: Locations) -> list[Finding]:
+    """Exactly one of `queue`/`lane` (a queue-level watcher needs `queue`); `sql` unless queue-level."""
+    path: ConfigPath = ("watchers", name)
+    queue, lane = watcher.get("queue"), watcher.get("lane")
+    queue_level = watcher.get("queue_level") is True
+    message: str | None = None
+    where: ConfigPath = path
+    if queue_level and queue is None:
+        message = (
+            f"watchers.{name}: `queue_level: true` scans one queue's tables; add `queue: <a key of queues:>`"
+        )
+    elif queue is not None and lane is not None:
+        message = (
+            f"watchers.{name}: has both `queue: {queue}` and `lane: {lane}`; keep `queue` to re-emit every "
+            "entity to one queue, or `lane` to route each row by its source"
+        )
+        where = (*path, "lane")
+    elif queue is None and lane is None:
+        message = (
+            f"watchers.{name}: has neither `queue` nor `lane`; add `queue: <a key of queues:>` "
+            "or `lane: <a key of lanes:>` (where re-emitted jobs go)"
+        )
+    elif watcher.get("sql") is None and not queue_level:
+        message = (
+            f"watchers.{name}: has no `sql`; add a query on the app database returning `key` (and `data`, "
+            "`source`) for each stuck entity, or set `queue_level: true` to scan the queue's own tables"
+        )
+    if message is None and watcher.get("reemit_stalled") is True and not queue_level:
+        message = f"watchers.{name}: `reemit_stalled: true` needs `queue_level: true`"
+        where = (*path, "reemit_stalled")
+    if message is None:
+        return []
+    return [Finding("CFG006", Severity.ERROR, message, locations.of(where))]
 
 
 def _check_schedule(

@@ -24,3 +24,16 @@ CREATE TABLE {schema}.schedule_state (
     first_seen timestamptz NOT NULL,
     horizon timestamptz NOT NULL
 );
+
+-- name: v0002_reemit :ddl
+-- Watcher re-emits, one row per job a watcher put back for an entity, so `max_reemits` per `reemit_window`
+-- is counted across passes and replicas (read and written in the pass's transaction).
+CREATE TABLE {schema}.reemit (
+    watcher text NOT NULL,
+    entity text NOT NULL,
+    at timestamptz NOT NULL,
+    queue text NOT NULL,
+    job_id text NOT NULL,
+    replica text NOT NULL
+);
+CREATE INDEX reemit_entity_idx ON {schema}.reemit (watcher, entity, at);

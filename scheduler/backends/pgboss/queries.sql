@@ -121,3 +121,13 @@ SELECT to_regclass(format('%%I.version', %(schema)s::text)) IS NOT NULL AS insta
 -- name: schema_version_get
 -- The pg-boss schema version.
 SELECT version FROM {schema}.version
+
+-- name: job_waiting_key_many :many
+-- For each singleton key, the oldest job of the queue waiting to run (created or retry) that holds it,
+-- whatever the policy: a `standard` queue has no index that would refuse a second waiting job.
+SELECT DISTINCT ON (j.singleton_key) j.singleton_key, j.id::text AS id
+FROM {schema}.job j
+WHERE j.name = %(name)s
+  AND j.state IN ('created', 'retry')
+  AND j.singleton_key = ANY(%(keys)s::text[])
+ORDER BY j.singleton_key, j.created_on, j.id

@@ -48,6 +48,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
 QUERIES = load_queries(__package__ or __name__, "queries.sql")
@@ -216,6 +217,16 @@ class ProcrastinateBackend:
                 holders[lock] = ("", "todo")
                 outcomes.append(Accepted(key=job.key, job_id=""))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
+
+    def waiting_keys(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, keys: Sequence[str]
+    ) -> dict[str, str]:
+        """The todo job holding each queueing_lock, in any queue (one read); see `Backend`."""
+        if not keys:
+            return {}
+        with _in_schema(conn, queue):
+            rows = _fetch_all(conn, queue, "job_waiting_lock_many", {"queueing_locks": sorted(set(keys))})
+        return {str(r["queueing_lock"]): str(r["id"]) for r in rows}
 
     def after_commit(self, conn: psycopg.Connection[Any], queue: QueueRef, info: QueueInfo) -> None:
         """Nothing to do: procrastinate's AFTER INSERT trigger sends the NOTIFY, delivered at commit."""

@@ -77,3 +77,9 @@ SELECT current_setting('search_path') AS search_path;
 -- name: search_path_set :one
 -- Point search_path at procrastinate's schema (transaction-local when inside a transaction).
 SELECT set_config('search_path', %(search_path)s, %(is_local)s);
+
+-- name: job_waiting_lock_many :many
+-- For each queueing_lock, the todo job holding it (in any queue: the unique index spans them all).
+SELECT queueing_lock, id::text AS id
+FROM procrastinate_jobs
+WHERE status = 'todo' AND queueing_lock = ANY(%(queueing_locks)s::text[]);
