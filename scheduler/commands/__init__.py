@@ -11,7 +11,19 @@ if TYPE_CHECKING:
 
 Register = Callable[["argparse._SubParsersAction[Any]"], None]
 
-MODULES = ["validate", "dryrun", "fire", "run", "status", "migrate", "schema", "benchpool", "demo"]
+MODULES = [
+    "validate",
+    "dryrun",
+    "fire",
+    "lanes",
+    "watch",
+    "run",
+    "status",
+    "migrate",
+    "schema",
+    "benchpool",
+    "demo",
+]
 """Command modules under `scheduler.commands`, imported when the parser is built."""
 
 
