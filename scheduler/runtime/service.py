@@ -41,9 +41,13 @@ from scheduler.planning.ticks import next_tick
 from scheduler.runtime.catchup import Backoff, decide
 from scheduler.runtime.databases import connect, ledger_databases
 from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+from scheduler.watch.passes import aliases_once, watch_once
+from scheduler.watch.plan import alias_every, alias_moves, watcher_database
+from scheduler.watch.report import alias_events, watch_events
+from scheduler.watch.report import record_metrics as record_watch_metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from scheduler.config.models import Config, Schedule
@@ -53,6 +57,8 @@ if TYPE_CHECKING:
 _TRIGGER_SLACK_SECONDS = 0.005  # wake a hair after the tick, so the clock read in the pass is past it
 _SCHEDULE_JOB = "schedule:"
 _POLL_JOB = "catch-up-poll"
+_WATCH_JOB = "watcher:"
+_ALIAS_JOB = "aliases:"
 
 
 class TickTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler ships no type hints
@@ -239,6 +245,71 @@ class Service:
                 coalesce=True,
                 misfire_grace_time=None,
             )
+        self._reschedule_watchers(state)
+
+    # -- watchers and aliases (scheduler.watch) -------------------------------------------------------------
+
+    def _reschedule_watchers(self, state: _State) -> None:
+        """One interval job per watcher (every `every`) and one alias pass per queue database with aliases."""
+        config = state.loaded.config
+        every: dict[str, tuple[Callable[[str], None], list[str], timedelta]] = {
+            _WATCH_JOB + n: (self.run_watch, [n], w.every) for n, w in config.watchers.items()
+        }
+        for database in alias_moves(config):
+            every[_ALIAS_JOB + database] = (self.run_aliases, [database], alias_every(config))
+        for job in self._scheduler.get_jobs():
+            if job.id.startswith((_WATCH_JOB, _ALIAS_JOB)) and job.id not in every:
+                job.remove()
+        for job_id, (func, args, interval) in sorted(every.items()):
+            self._scheduler.add_job(
+                func,
+                IntervalTrigger(seconds=max(0.05, interval.total_seconds()), timezone=UTC),
+                args=args,
+                id=job_id,
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def run_watch(self, name: str) -> None:
+        """One pass of watcher `name` (one replica at a time, under its advisory lock). Never raises."""
+        state = self.state
+        if state is None or self._stopping.is_set() or name not in state.loaded.config.watchers:
+            return
+        try:
+            with self._busy():
+                database = watcher_database(state.loaded.config, name)
+                if database not in state.migrated and not self._migrate(state, database):
+                    return
+                result = watch_once(
+                    state.fanout,
+                    name,
+                    self.clock.now(),
+                    replica=self.settings.replica_id,
+                    ledger_schema=self.ledger.schema,
+                )
+            for level, event_name, fields in watch_events(result):
+                event(self.logger, level, event_name, **fields)
+            if not result.report.failure:
+                record_watch_metrics(self.metrics, result)
+        except Exception as exc:
+            self.logger.exception("watch_failed", extra={"fields": {"watcher": name}})
+            sentry_sdk.capture_exception(exc)
+
+    def run_aliases(self, database: str) -> None:
+        """Move the jobs waiting on aliased old queue names in `database` to their targets. Never raises."""
+        state = self.state
+        if state is None or self._stopping.is_set():
+            return
+        try:
+            with self._busy():
+                result = aliases_once(state.fanout, database, ledger_schema=self.ledger.schema)
+            for level, event_name, fields in alias_events(result):
+                event(self.logger, level, event_name, **fields)
+        except Exception as exc:
+            self.logger.exception("aliases_failed", extra={"fields": {"database": database}})
+            sentry_sdk.capture_exception(exc)
 
     def stop(self, grace: timedelta) -> bool:
         """Start no new pass; let the one in flight finish within `grace`. True when nothing was left running."""
