@@ -10,12 +10,14 @@ is read on its own read-only connection to the app database and streamed in chun
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from queue import Full, Queue
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -23,6 +25,7 @@ import psycopg
 from scheduler.backends.base import Backend
 from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
+from scheduler.config.lint import DROPPING_POLICIES
 from scheduler.errors import ConfigError
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
 from scheduler.sqlfile import load_queries
@@ -41,7 +44,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterable, Iterator
 
     from scheduler.config.models import Schedule
 
@@ -102,8 +105,12 @@ class Fanout:
     chunk_size: int = 5000
     detail_limit: int | None = 10_000
     preview_limit: int = PREVIEW_JOBS
-    spill_after: int = 50_000
-    """Singleton keys a tick holds in memory before `TickKeys` moves them to a temporary table."""
+    spill_after: int = 250_000
+    """Singleton keys a tick holds in memory before `TickKeys` moves them to a temporary table (about
+    60 MB at this default; the table costs the queue database a write and an update per key)."""
+    plan_ahead: int = 2
+    """Batches the cohort read and the plan may run ahead of the enqueue, in a thread of their own, so the
+    client plans the next chunk while the queue database writes this one; 0 plans in line."""
 
     def schedule(self, name: str) -> Schedule:
         try:
@@ -188,7 +195,7 @@ class TickKeys:
     bounded. Both paths report the same outcomes.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 50_000) -> None:
+    def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 250_000) -> None:
         self._conn = conn
         self._spill_after = spill_after
         self._memory: dict[tuple[str, str], str | None] = {}
@@ -301,6 +308,68 @@ def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Drop
     return ChunkResult(batch.queue, tuple(outcomes))
 
 
+class _PlanFailed:
+    """What the planning thread hands over instead of a batch when the cohort or the plan raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_PLAN_DONE: Any = object()
+
+
+def _planned_ahead(batches: Iterator[Batch], depth: int) -> Generator[Batch, None, None]:
+    """`batches`, produced by a thread of their own up to `depth` batches ahead of the consumer.
+
+    The cohort read and the plan are client CPU and app-database waits; the enqueue is mostly a wait on
+    the queue database. Both release the GIL while waiting, so the two overlap. The batches, their order
+    and every error (re-raised here, in the consumer, when its turn comes) are those of `batches` itself.
+    Closing this iterator stops the thread, closes `batches` in it and waits for it.
+    """
+    if depth < 1:
+        yield from batches
+        return
+    handoff: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        last: object = _PLAN_DONE
+        try:
+            for batch in batches:
+                if not hand(batch):
+                    return
+        except BaseException as exc:
+            last = _PlanFailed(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        hand(last)
+
+    thread = threading.Thread(target=produce, name="scheduler-plan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _PLAN_DONE:
+                return
+            if isinstance(item, _PlanFailed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _missing(batch: Batch) -> ChunkResult:
     return ChunkResult(
         batch.queue,
@@ -311,15 +380,11 @@ def _missing(batch: Batch) -> ChunkResult:
     )
 
 
-ONE_PER_KEY_POLICIES = frozenset({"short", "singleton", "stately", "exclusive"})
-"""pg-boss policies under which two waiting jobs with the same (or no) singleton key cannot coexist."""
-
-
 def _predict_new_queue(batch: Batch, placed: set[str]) -> ChunkResult:
     """Predict a batch into a queue that does not exist yet and will be created empty with its declared
     policy: only the tick's own jobs can collide (keyless jobs share one slot under a one-per-key policy).
     Mutates `placed`."""
-    one_per_key = (batch.queue.policy or "standard") in ONE_PER_KEY_POLICIES
+    one_per_key = (batch.queue.policy or "standard") in DROPPING_POLICIES
     outcomes: list[Outcome] = []
     for job in batch.jobs:
         slot = job.singleton_key or ""
@@ -415,26 +480,27 @@ def _run(
     seen = 0
     with fanout.open_cohort(name, tick) as stream:
         every = max(1, (stream.total or 0) // STAGGER_SAMPLES)
-        for batch in fanout.plan(name, tick, stream, preview):
-            seen = _sample_stagger(preview, tick, batch, every, seen)
-            if missing:
-                report.add(_missing(batch))
-                continue
-            if conn is None:
-                continue
-            sent, drops = keys.split(batch)
-            backend = fanout.backends[batch.queue.backend]
-            if not sent.jobs:
-                result = ChunkResult(batch.queue, ())
-            elif batch.queue.logical in to_create:
-                result = _predict_new_queue(sent, placed.setdefault(batch.queue.logical, set()))
-            elif dry:
-                result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
-            else:
-                result = backend.enqueue_many(conn, sent)
-            keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
-            drops = keys.name_holders(batch.queue.logical, drops)
-            report.add(_merge(batch, sent, result, drops))
+        with closing(_planned_ahead(fanout.plan(name, tick, stream, preview), fanout.plan_ahead)) as batches:
+            for batch in batches:
+                seen = _sample_stagger(preview, tick, batch, every, seen)
+                if missing:
+                    report.add(_missing(batch))
+                    continue
+                if conn is None:
+                    continue
+                sent, drops = keys.split(batch)
+                backend = fanout.backends[batch.queue.backend]
+                if not sent.jobs:
+                    result = ChunkResult(batch.queue, ())
+                elif batch.queue.logical in to_create:
+                    result = _predict_new_queue(sent, placed.setdefault(batch.queue.logical, set()))
+                elif dry:
+                    result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
+                else:
+                    result = backend.enqueue_many(conn, sent)
+                keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
+                drops = keys.name_holders(batch.queue.logical, drops)
+                report.add(_merge(batch, sent, result, drops))
     report.cohort_size = preview.stats.rows
     report.duration_seconds = time.perf_counter() - started
     return FanoutResult(report=report, preview=preview, queue_infos=infos)

@@ -12,7 +12,7 @@ one-per-key policy that keeps one job and drops the rest (lint SCH001 and dry-ru
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,37 +67,69 @@ def is_per_entity(template: str | None) -> bool:
     return any(f in ROW_FIELDS or f.startswith("data.") for f in template_fields(template))
 
 
-def _lookup(row: Mapping[str, Any], field: str) -> object:
-    if field.startswith("data."):
-        value: object = row.get("data")
-        for part in field[5:].split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                raise KeyError(field)
-            value = value[part]
-        return value
-    if field not in row or row[field] is None:
-        raise KeyError(field)
-    return row[field]
+KeyRenderer = Callable[[Mapping[str, Any]], str]
+"""A compiled template: row → singleton key (see `compile_key`)."""
+
+
+def compile_key(template: str, *, schedule: str, tick: datetime) -> KeyRenderer:
+    """Parse `template` once for one tick of one schedule; the result renders a row like `render_key`.
+
+    `{schedule}` and `{tick}` are folded into the literals up front, so per row only the row's own fields
+    are looked up. Raises PlanError (when called) naming the schedule and the missing field.
+    """
+    tick_text = tick.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # Alternating parts: a literal string, or a (field, data path) lookup of the row.
+    parts: list[str | tuple[str, tuple[str, ...] | None]] = []
+    for literal, field, _spec, _conv in _FORMATTER.parse(template):
+        text = literal
+        if field == "schedule":
+            text += schedule
+        elif field == "tick":
+            text += tick_text
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += text
+        elif text:
+            parts.append(text)
+        if field is not None and field not in TICK_FIELDS:
+            parts.append((field, tuple(field[5:].split(".")) if field.startswith("data.") else None))
+
+    def missing(row: Mapping[str, Any], field: str) -> PlanError:
+        return PlanError(
+            f"schedule {schedule!r}: singleton_key {template!r} needs field {{{field}}}, "
+            f"but cohort row with key {row.get('key')!r} has no such field; "
+            "add it to the cohort (a column or a data field) or change the template"
+        )
+
+    def value(row: Mapping[str, Any], field: str, path: tuple[str, ...] | None) -> str:
+        if path is None:
+            found = row.get(field)
+            if found is None:
+                raise missing(row, field)
+            return found if type(found) is str else str(found)
+        current: object = row.get("data")
+        for part in path:
+            if not isinstance(current, Mapping) or part not in current:
+                raise missing(row, field)
+            current = current[part]
+        return str(current)
+
+    # The shapes of nearly every real template, specialised so a row costs one lookup and one concat.
+    if len(parts) == 2 and isinstance(parts[0], str) and not isinstance(parts[1], str):
+        prefix, (field, path) = parts[0], parts[1]
+        return lambda row: prefix + value(row, field, path)
+    if len(parts) == 1 and isinstance(parts[0], str):
+        constant = parts[0]
+        return lambda row: constant
+
+    def render(row: Mapping[str, Any]) -> str:
+        return "".join(p if isinstance(p, str) else value(row, p[0], p[1]) for p in parts)
+
+    return render
 
 
 def render_key(template: str, row: Mapping[str, Any], *, schedule: str, tick: datetime) -> str:
-    """Render `template` over `row`. Raises PlanError naming the schedule and the missing field."""
-    out: list[str] = []
-    for literal, field, _spec, _conv in _FORMATTER.parse(template):
-        out.append(literal)
-        if field is None:
-            continue
-        if field == "schedule":
-            out.append(schedule)
-        elif field == "tick":
-            out.append(tick.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-        else:
-            try:
-                out.append(str(_lookup(row, field)))
-            except KeyError:
-                raise PlanError(
-                    f"schedule {schedule!r}: singleton_key {template!r} needs field {{{field}}}, "
-                    f"but cohort row with key {row.get('key')!r} has no such field; "
-                    "add it to the cohort (a column or a data field) or change the template"
-                ) from None
-    return "".join(out)
+    """Render `template` over `row`. Raises PlanError naming the schedule and the missing field.
+
+    Parses the template on every call; to render a whole cohort, `compile_key` once instead.
+    """
+    return compile_key(template, schedule=schedule, tick=tick)(row)

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from scheduler.config.models import Lane, Schedule, StaggerStrategy
 from scheduler.errors import PlanError
-from scheduler.planning.keys import render_key
+from scheduler.planning.keys import compile_key
 from scheduler.planning.routing import queue_for
-from scheduler.planning.stagger import stagger_offset
+from scheduler.planning.stagger import compile_stagger
 from scheduler.types import Batch, JobOptions, JobSpec, JsonObject, QueueRef, Row
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "UNKNOWN_SOURCES_KEPT", "PlanContext", "PlanStats", "plan_batches"]
@@ -176,6 +176,11 @@ def _plan(
     schedule = ctx.schedule
     strategy, window = schedule.stagger.strategy, schedule.stagger.window
     template = schedule.singleton_key
+    # The key template and the stagger are compiled once per plan, not once per row.
+    render = None if template is None else compile_key(template, schedule=ctx.schedule_name, tick=ctx.tick)
+    offset = compile_stagger(strategy, window, total)
+    tick = ctx.tick
+    spread_total = total if strategy is StaggerStrategy.SPREAD else None
     options = _options(schedule)  # one instance shared by every job of the plan
     unstaggered = strategy is StaggerStrategy.NONE or not window  # then every job shares the tick itself
     refs: dict[str, QueueRef] = {}
@@ -193,19 +198,13 @@ def _plan(
                 logical = route.queue
                 if route.defaulted:
                     _count_defaulted(stats, source)
-            if total is not None and strategy is StaggerStrategy.SPREAD and index >= total:
+            if spread_total is not None and index >= spread_total:
                 raise PlanError(
                     f"schedule {ctx.schedule_name!r}: the cohort has more rows than the {total} counted "
                     f"(row with key {key!r} is number {index + 1}); spread stagger needs the exact cohort size"
                 )
-            singleton = (
-                None
-                if template is None
-                else render_key(template, row, schedule=ctx.schedule_name, tick=ctx.tick)
-            )
-            start_after = (
-                ctx.tick if unstaggered else ctx.tick + stagger_offset(strategy, window, key, index, total)
-            )
+            singleton = None if render is None else render(row)
+            start_after = tick if unstaggered else tick + offset(key, index)
             batch = pending.get(logical)
             if batch is None:
                 refs[logical] = ctx.queues[logical]
