@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.config import Finding, Severity, queues_of
+from scheduler.config.lint import shared_slot_policy
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.planning.keys import is_per_entity
 
 if TYPE_CHECKING:
     from scheduler.fanout import Fanout
     from scheduler.types import QueueInfo, QueueRef
-
-ONE_PER_KEY_POLICIES = frozenset({"short", "singleton", "stately", "exclusive"})
-"""pg-boss policies that keep at most one waiting (or running) job per singleton key."""
 
 
 def singleton_fix(schedule: str) -> str:
@@ -110,7 +108,10 @@ def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Fi
             continue
         for ref in queues_of(config, schedule):
             info = infos.get(ref.logical)
-            if info is None or not info.exists or info.policy not in ONE_PER_KEY_POLICIES:
+            if info is None or not info.exists:
+                continue
+            policy = shared_slot_policy(ref.backend, info.policy, schedule.singleton_key)
+            if policy is None:
                 continue
             if schedule.cohort.static is not None:
                 n = len(schedule.cohort.static)
@@ -121,7 +122,7 @@ def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Fi
                 Finding(
                     "SCH104",
                     Severity.ERROR,
-                    f"schedule {name!r} fans out into queue {ref.name!r}, whose live policy is {info.policy}, "
+                    f"schedule {name!r} fans out into queue {ref.name!r}, whose live policy is {policy}, "
                     f"with {'no singleton key' if schedule.singleton_key is None else 'the same singleton key for every row'}: "
                     f"{size} would be dropped; {singleton_fix(name)}",
                     fanout.loaded.locations.of(("schedules", name)),

@@ -2,7 +2,8 @@
 
 | code   | severity | rule |
 | ------ | -------- | ---- |
-| SCH001 | error    | a fan-out into a queue with a one-per-key policy (singleton, stately, exclusive, short) without a per-entity `singleton_key`: every job of a tick gets the same key and all but one are dropped |
+| SCH001 | error    | a fan-out whose rows share one slot: a pg-boss queue with a dropping policy (stately, exclusive, short) and no per-entity `singleton_key`, or a procrastinate queue with the same `singleton_key` (queueing_lock) on every row: all but one job of a tick are dropped |
+| SCH007 | warning  | a fan-out into a pg-boss `singleton` queue without a per-entity `singleton_key`: nothing is dropped, but the jobs run one at a time |
 | SCH002 | warning  | a stagger window longer than the shortest gap between two ticks of the schedule's cron (`planning.ticks.min_interval`, DST included) |
 | SCH003 | error    | a static cohort with the same key twice (the second is dropped as `duplicate_in_cohort`) |
 | SCH004 | warning  | a lane whose queues use different backends or databases |
@@ -22,13 +23,29 @@ from scheduler.config.models import Schedule, format_duration
 from scheduler.config.validate import lane_queues, queues_of, resolve_queue
 from scheduler.planning.keys import is_per_entity
 from scheduler.planning.ticks import min_interval
+from scheduler.types import BackendKind
 
 if TYPE_CHECKING:
     from scheduler.config.loader import LoadedConfig
     from scheduler.types import QueueRef
 
-ONE_PER_KEY_POLICIES = frozenset({"singleton", "stately", "exclusive", "short"})
-"""pg-boss policies that keep at most one job per (queue, singleton key) in some state."""
+DROPPING_POLICIES = frozenset({"stately", "exclusive", "short"})
+"""pg-boss policies whose unique index refuses a second *waiting* job with the same singleton key (keyless
+jobs all share the key ''): an unkeyed fan-out keeps one job and drops the rest."""
+
+SERIALIZING_POLICIES = frozenset({"singleton"})
+"""pg-boss policies that allow one *active* job per key: an unkeyed fan-out is accepted but runs one at a time."""
+
+
+def shared_slot_policy(backend: BackendKind, policy: str | None, singleton_key: str | None) -> str | None:
+    """The policy that keeps one job when every row of a tick has `singleton_key` (None: no key), or None.
+
+    pg-boss: a dropping policy, whatever the key. procrastinate: `queueing_lock`, only when there is a key
+    (jobs without a queueing lock are never deduplicated).
+    """
+    if backend is BackendKind.PROCRASTINATE:
+        return "queueing_lock" if singleton_key is not None else None
+    return policy if policy in DROPPING_POLICIES else None
 
 
 def lint(loaded: LoadedConfig) -> list[Finding]:
@@ -61,29 +78,42 @@ def _sch001_one_per_key(loaded: LoadedConfig) -> list[Finding]:
         if is_per_entity(schedule.singleton_key):
             continue
         counts = _rows_per_queue(loaded, schedule)
+        what = (
+            f"singleton_key {schedule.singleton_key!r} is the same for every row"
+            if schedule.singleton_key is not None
+            else "it has no singleton_key"
+        )
         for queue in queues_of(loaded.config, schedule):
-            if queue.policy not in ONE_PER_KEY_POLICIES:
+            if counts is not None and counts[queue.logical] <= 1:
+                continue  # at most one static row in this queue: nothing collides within a tick
+            where = loaded.locations.of(("schedules", name, "singleton_key"))
+            fix = f'set `singleton_key: "{name}:{{key}}"`'
+            policy = shared_slot_policy(queue.backend, queue.policy, schedule.singleton_key)
+            if policy is None:
+                if queue.policy in SERIALIZING_POLICIES:
+                    findings.append(
+                        Finding(
+                            "SCH007",
+                            Severity.WARNING,
+                            f"schedule {name!r} fans out into queue {queue.logical!r} ({queue.name}, policy "
+                            f"{queue.policy}), which runs one job per singleton key at a time, but {what}: "
+                            f"the whole cohort runs one job at a time; {fix}",
+                            where,
+                        )
+                    )
                 continue
             if counts is None:
                 loss = "all but one job of every tick would be dropped"
-            elif counts[queue.logical] > 1:
+            else:
                 n = counts[queue.logical]
                 loss = f"{n - 1} of {n} jobs of every tick would be dropped"
-            else:
-                continue  # one static row: nothing collides within a tick
-            what = (
-                f"singleton_key {schedule.singleton_key!r} is the same for every row"
-                if schedule.singleton_key is not None
-                else "it has no singleton_key"
-            )
             findings.append(
                 Finding(
                     "SCH001",
                     Severity.ERROR,
                     f"schedule {name!r} fans out into queue {queue.logical!r} ({queue.name}, policy "
-                    f"{queue.policy}), which keeps one job per singleton key, but {what}: {loss}; "
-                    f'set `singleton_key: "{name}:{{key}}"`',
-                    loaded.locations.of(("schedules", name, "singleton_key")),
+                    f"{policy}), which keeps one job per singleton key, but {what}: {loss}; {fix}",
+                    where,
                 )
             )
     return findings

@@ -179,3 +179,41 @@ def test_cfg010_alias_onto_an_aliased_name(load: Load) -> None:
         "name 'plain-jobs' is itself aliased (to 'insights'): jobs would be moved twice, or back and forth; "
         "point 'older-name' at the final queue or drop the alias of 'plain-jobs'"
     ]
+
+
+def test_sch001_procrastinate_fanout_with_one_queueing_lock(load: Load) -> None:
+    """A procrastinate fan-out whose rows share one queueing_lock keeps one job per tick: the seed incident there."""
+    loaded = load(
+        f"schedules:\n  roll:\n    cron: '0 * * * *'\n    cohort: {{ static: {static_rows(5)} }}\n"
+        "    queue: rollups\n    singleton_key: rollup\n"
+    )
+    assert codes(lint(loaded)) == [
+        f"{loaded.files[0]}:16:20: SCH001 error: schedule 'roll' fans out into queue 'rollups' "
+        "(billing, policy queueing_lock), which keeps one job per singleton key, but singleton_key 'rollup' "
+        'is the same for every row: 4 of 5 jobs of every tick would be dropped; set `singleton_key: "roll:{key}"`'
+    ]
+
+
+def test_procrastinate_fanout_without_a_key_is_not_flagged(load: Load) -> None:
+    """procrastinate never deduplicates jobs without a queueing_lock, so an unkeyed fan-out loses nothing."""
+    loaded = load(
+        f"schedules:\n  roll:\n    cron: '0 * * * *'\n    cohort: {{ static: {static_rows(5)} }}\n"
+        "    queue: rollups\n"
+    )
+    assert codes(lint(loaded)) == []
+
+
+def test_sch007_unkeyed_fanout_into_singleton_queue_runs_one_at_a_time(load: Load) -> None:
+    """pg-boss `singleton` accepts an unkeyed fan-out but runs it one job at a time: a warning, not a drop."""
+    loaded = load(
+        "version: 1\ndatabases:\n  queue: { dsn_env: QUEUE_DATABASE_URL }\n"
+        "queues:\n  solo: { name: solo-jobs, backend: pgboss, policy: singleton }\n"
+        f"schedules:\n  digest:\n    cron: '0 * * * *'\n    cohort: {{ static: {static_rows(3)} }}\n"
+        "    queue: solo\n",
+        header=False,
+    )
+    assert codes(lint(loaded)) == [
+        f"{loaded.files[0]}:7:3: SCH007 warning: schedule 'digest' fans out into queue 'solo' (solo-jobs, "
+        "policy singleton), which runs one job per singleton key at a time, but it has no singleton_key: "
+        'the whole cohort runs one job at a time; set `singleton_key: "digest:{key}"`'
+    ]
