@@ -30,12 +30,15 @@ HELP = "run one watcher pass now (re-emit stuck work), or the alias pass (--alia
 DESCRIPTION = """\
 Runs one pass of watcher NAME: its SQL (READ ONLY on the app database, bound %(stuck_after)s, %(now)s)
 finds the stuck entities; each is re-emitted once to its lane's or queue's queue, unless a job for it still
-waits (already_queued) or it was re-emitted max_reemits times within reemit_window (reemit_exhausted).
+waits (already_queued) or it was re-emitted max_reemits times within reemit_window (reemit_exhausted,
+reported once per window per entity; later passes of the window leave it alone quietly).
 A queue_level watcher also reports stalled jobs of its queue (and re-emits them with reemit_stalled).
 
 --aliases instead moves the jobs waiting on every aliased old queue name to its target queue.
---dry runs the pass in a transaction that is rolled back: nothing is committed. The ledger (schema
---schema) is created or upgraded first, as `scheduler migrate` does.
+--dry predicts a watcher pass read-only: one READ ONLY transaction, rolled back; nothing is enqueued,
+pruned or recorded, the ledger is neither created nor upgraded (a missing one counts as empty), and the
+would-be re-emits have no job id. --dry --aliases runs the moves in a transaction that is rolled back.
+Without --dry the ledger (schema --schema) is created or upgraded first, as `scheduler migrate` does.
 
 Exit code 1 when the pass could not run (a missing queue, a failed query).
 """
@@ -54,7 +57,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("name", metavar="NAME", nargs="?", help="the watcher's name")
     p.add_argument("--aliases", action="store_true", help="run the alias pass instead of a watcher")
     p.add_argument("--now", type=_instant, help="the pass's instant, ISO 8601 with offset (default: now)")
-    p.add_argument("--dry", action="store_true", help="roll the pass back; commit nothing")
+    p.add_argument(
+        "--dry", action="store_true", help="predict: a READ ONLY transaction, rolled back; write nothing"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_ledger_schema(p)
     add_paths(p)
@@ -87,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(loaded.config.watchers)) or "(none)"
             print(f"no watcher named {args.name!r}; the config has: {known}", file=sys.stderr)
             return EXIT_FINDINGS
-        with psycopg.connect(fanout.dsn(watcher_database(loaded.config, args.name))) as conn:
-            ledger.migrate(conn)
+        if not args.dry:
+            with psycopg.connect(fanout.dsn(watcher_database(loaded.config, args.name))) as conn:
+                ledger.migrate(conn)
         result = watch_once(fanout, args.name, now, replica=replica, ledger_schema=args.schema, dry=args.dry)
     except (SchedulerError, psycopg.Error) as exc:
         print(f"watcher {args.name or 'aliases'}: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -126,6 +132,8 @@ def _print_watch(result: WatchResult) -> None:
             print(f"    {d.key}: {d.reason.value}{holder}")
     for job in result.stalled:
         print(f"  stalled: {job.queue.name} job {job.id} ({job.state}, key {job.singleton_key})")
+    if result.exhausted_quiet:
+        print(f"  exhausted, already reported this window: {', '.join(result.exhausted_quiet)}")
 
 
 def _print_aliases(results: list[AliasResult], args: argparse.Namespace, logger: logging.Logger) -> int:

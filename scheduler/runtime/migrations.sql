@@ -37,3 +37,10 @@ CREATE TABLE {schema}.reemit (
     replica text NOT NULL
 );
 CREATE INDEX reemit_entity_idx ON {schema}.reemit (watcher, entity, at);
+
+-- name: v0003_reemit_kind :ddl
+-- A watcher's `reemit_exhausted` is reported once per `reemit_window` per entity: the report is a ledger row
+-- of kind 'exhausted' (no job), next to the re-emits (kind 'reemit', the only ones counted).
+ALTER TABLE {schema}.reemit
+    ADD COLUMN kind text NOT NULL DEFAULT 'reemit' CHECK (kind IN ('reemit', 'exhausted')),
+    ALTER COLUMN job_id DROP NOT NULL;

@@ -9,7 +9,9 @@ Watcher pass, for each stuck entity its SQL returns (READ ONLY on the app databa
 bound `%(stuck_after)s` (an interval), `%(now)s`, `%(watcher)s`):
 
 1. plan it like a cohort row (lane routing by `source`, singleton key default `<watcher>:{key}`);
-2. `reemit_exhausted` when the ledger counts `max_reemits` re-emits of it within `reemit_window`;
+2. `reemit_exhausted` when the ledger counts `max_reemits` re-emits of it within `reemit_window`: reported
+   (and recorded in the ledger, kind `exhausted`) once per window per entity; later passes of the window
+   leave it alone quietly (`WatchResult.exhausted_quiet`);
 3. `already_queued` when a waiting job of the target queue holds its singleton key (`Backend.waiting_keys`:
    a pg-boss `standard` queue has no index that would refuse the second one), or when the queue's policy
    refuses the insert (`policy_conflict` of a re-emit);
@@ -23,6 +25,13 @@ same payload and singleton key, through steps 2-4, keyed by the stalled job's id
 `reemit_stalled: true`. The stalled job itself is never touched: pg-boss's supervisor expires it, and
 procrastinate's `retry_stalled_jobs` is the worker side's call.
 
+A dry pass (`dry=True`) predicts: `watch_once` runs it in a READ ONLY transaction that is rolled back;
+nothing is pruned, recorded or enqueued, and a ledger that is missing (or older than this version) counts as
+empty.
+
+procrastinate's statements (stalled jobs, alias moves) resolve its tables through search_path: with the
+queue's `schema:` set, it is pointed there transaction-locally around the statement, as its backend does.
+
 Alias pass: jobs waiting on an old real queue name move to the target queue with one statement per alias
 (`pgboss_alias_move_many`, `procrastinate_alias_move_many`); the count moved is exact, and a pg-boss row the
 target's policy refuses stays on the old name and is reported as a collision.
@@ -32,7 +41,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, LiteralString
@@ -99,6 +108,9 @@ class WatchResult:
     """False when another replica held this watcher's pass: nothing was read or written."""
     report: FanoutReport
     stalled: list[StalledJob] = field(default_factory=list)
+    exhausted_quiet: list[str] = field(default_factory=list)
+    """Entities still past their bound whose exhaustion an earlier pass of this window already reported:
+    left alone, and not reported again (no `reemit_exhausted` drop, log line or metric)."""
     queue_infos: dict[str, QueueInfo] = field(default_factory=dict)
 
     def keys(self, reason: DropReason) -> list[str]:
@@ -161,7 +173,8 @@ def run_watcher(
 ) -> WatchResult:
     """Run one pass of watcher `name` inside the caller's open transaction on `conn` (see module docstring).
 
-    `dry` reads only: predictions instead of inserts, nothing recorded. A missing target queue writes
+    `dry` reads only: predictions instead of inserts, nothing pruned or recorded (the caller's transaction
+    can be READ ONLY, as `watch_once` makes it). A missing target queue writes
     nothing and sets `report.failure` (the caller rolls back).
     """
     started = time.perf_counter()
@@ -176,7 +189,10 @@ def run_watcher(
         return result
     result.ran = True
     since = now - watcher.reemit_window
-    if not dry:
+    ledger = True
+    if dry:
+        ledger = ledger_ready(conn, ledger_schema)
+    else:
         conn.execute(statements.get("reemit_prune"), {"watcher": name, "since": since})
     queues = watcher_queues(config, watcher)
     for queue in queues:
@@ -190,7 +206,9 @@ def run_watcher(
                 f"queue {queue.name!r} ({queue.backend.value}, logical {queue.logical!r}) does not exist"
             )
             return result
-    emitter = _Emitter(fanout, conn, name, now, since, statements, replica=replica, dry=dry, report=report)
+    emitter = _Emitter(
+        fanout, conn, name, now, since, statements, replica=replica, dry=dry, ledger=ledger, result=result
+    )
     if watcher.queue_level and watcher.queue is not None:
         queue = queues[0]
         result.stalled = stalled_jobs(conn, queue, now, watcher.stuck_after)
@@ -243,7 +261,8 @@ class _Emitter:
         *,
         replica: str,
         dry: bool,
-        report: FanoutReport,
+        ledger: bool,
+        result: WatchResult,
     ) -> None:
         self.fanout = fanout
         self.conn = conn
@@ -254,7 +273,10 @@ class _Emitter:
         self.statements = statements
         self.replica = replica
         self.dry = dry
-        self.report = report
+        self.ledger = ledger
+        """False on a dry pass without a (current) ledger: every count is zero, nothing was reported."""
+        self.result = result
+        self.report = result.report
         self.seen: dict[tuple[str, str], str] = {}
         """(queue, singleton key) already handled in this pass → the entity that took it."""
         self.placed: set[str] = set()
@@ -273,9 +295,15 @@ class _Emitter:
         rest = [i for i in range(len(jobs)) if i not in outcomes]
         counts = self._counts([jobs[i].key for i in rest])
         split = split_reemits([jobs[i] for i in rest], counts, self.max_reemits)
-        for j, drop in split.exhausted.items():
-            outcomes[rest[j]] = drop
-        rest = [i for i in rest if i not in outcomes]
+        exhausted = {rest[j]: drop for j, drop in split.exhausted.items()}
+        known = self._reported([jobs[i].key for i in exhausted])
+        quiet = {i for i in exhausted if jobs[i].key in known}
+        for i, drop in exhausted.items():
+            if i not in quiet:
+                outcomes[i] = drop
+        self.result.exhausted_quiet.extend(jobs[i].key for i in sorted(quiet))
+        self._record_exhausted(batch.queue, [jobs[i].key for i in sorted(exhausted) if i not in quiet])
+        rest = [i for i in rest if i not in outcomes and i not in quiet]
         backend = self.fanout.backends[batch.queue.backend]
         keys = [k for i in rest if (k := jobs[i].singleton_key) is not None]
         waiting = backend.waiting_keys(self.conn, batch.queue, keys) if keys else {}
@@ -299,16 +327,41 @@ class _Emitter:
             for i, outcome in zip(rest, chunk.outcomes, strict=True):
                 outcomes[i] = as_reemit_outcome(outcome)
             self._record(batch.queue, [(jobs[i].key, outcomes[i]) for i in rest])
-        self.report.add(ChunkResult(batch.queue, tuple(outcomes[i] for i in range(len(jobs)))))
+        kept = tuple(outcomes[i] for i in range(len(jobs)) if i not in quiet)
+        self.report.add(ChunkResult(batch.queue, kept))
 
     def _counts(self, entities: list[str]) -> dict[str, int]:
-        if not entities:
+        if not entities or not self.ledger:
             return {}
         rows = self.conn.execute(
             self.statements.get("reemit_count_many"),
             {"watcher": self.watcher, "entities": entities, "since": self.since},
         ).fetchall()
         return {str(entity): int(n) for entity, n in rows}
+
+    def _reported(self, entities: list[str]) -> set[str]:
+        """The entities whose exhaustion was already reported in this window."""
+        if not entities or not self.ledger:
+            return set()
+        rows = self.conn.execute(
+            self.statements.get("reemit_exhausted_reported_many"),
+            {"watcher": self.watcher, "entities": entities, "since": self.since},
+        ).fetchall()
+        return {str(entity) for (entity,) in rows}
+
+    def _record_exhausted(self, queue: QueueRef, entities: list[str]) -> None:
+        if self.dry or not entities:
+            return
+        self.conn.execute(
+            self.statements.get("reemit_exhausted_record_many"),
+            {
+                "watcher": self.watcher,
+                "now": self.now,
+                "replica": self.replica,
+                "entities": entities,
+                "queues": [queue.name] * len(entities),
+            },
+        )
 
     def _record(self, queue: QueueRef, outcomes: list[tuple[str, Outcome]]) -> None:
         accepted = [(key, o.job_id) for key, o in outcomes if isinstance(o, Accepted)]
@@ -333,7 +386,7 @@ def stalled_jobs(
     """The jobs of `queue` stuck in its active state with no worker alive (see module docstring)."""
     name = "pgboss_stalled_many" if queue.backend is BackendKind.PGBOSS else "procrastinate_stalled_many"
     statement = _Statements("scheduler").get(name, queue.schema or "pgboss")
-    with conn.cursor(row_factory=dict_row) as cur:
+    with _procrastinate_schema(conn, queue), conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             statement, {"name": queue.name, "now": now, "grace": grace, "limit": STALLED_LIMIT}
         ).fetchall()
@@ -348,6 +401,32 @@ def stalled_jobs(
         )
         for r in rows
     ]
+
+
+@contextmanager
+def _procrastinate_schema(conn: psycopg.Connection[Any], queue: QueueRef) -> Iterator[None]:
+    """For a procrastinate queue with `schema:`, point search_path at it for the statements inside
+    (transaction-local: the pass runs in a transaction), then put the previous value back."""
+    if queue.backend is not BackendKind.PROCRASTINATE or queue.schema is None:
+        yield
+        return
+    row = conn.execute("SELECT current_setting('search_path')").fetchone()
+    previous = str(row[0]) if row else ""
+    conn.execute(
+        "SELECT set_config('search_path', %s, true)", (sql.Identifier(queue.schema).as_string(conn),)
+    )
+    try:
+        yield
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            conn.execute("SELECT set_config('search_path', %s, true)", (previous,))
+
+
+def ledger_ready(conn: psycopg.Connection[Any], ledger_schema: str) -> bool:
+    """Whether the ledger's reemit table exists at this version (read only; a dry pass never migrates)."""
+    reemit = f"{sql.Identifier(ledger_schema).as_string(conn)}.reemit"
+    row = conn.execute(_Statements(ledger_schema).get("ledger_ready"), {"reemit": reemit}).fetchone()
+    return bool(row and row[0])
 
 
 def move_aliases(
@@ -373,7 +452,8 @@ def _move(fanout: Fanout, conn: psycopg.Connection[Any], move: AliasMove) -> Ali
         "pgboss_alias_move_many" if target.backend is BackendKind.PGBOSS else "procrastinate_alias_move_many"
     )
     statement = _Statements("scheduler").get(name, target.schema or "pgboss")
-    rows = conn.execute(statement, {"old": move.old, "new": target.name}).fetchall()
+    with _procrastinate_schema(conn, target):
+        rows = conn.execute(statement, {"old": move.old, "new": target.name}).fetchall()
     moved = tuple(str(id_) for id_, _, ok in rows if ok)
     collided = tuple((str(id_), key) for id_, key, ok in rows if not ok)
     return AliasOutcome(move.old, target, moved, collided)
@@ -389,10 +469,12 @@ def watch_once(
     dry: bool = False,
 ) -> WatchResult:
     """One pass of watcher `name` on its own connection and transaction: committed, or rolled back when
-    `dry`, when the report has a failure, or on any error. The ledger must be migrated."""
+    `dry` (then the transaction is READ ONLY too), when the report has a failure, or on any error. The
+    ledger must be migrated, except for a dry pass (which counts a missing ledger as empty)."""
     database = watcher_database(fanout.loaded.config, name)
     with ExitStack() as stack:
         conn = stack.enter_context(psycopg.connect(fanout.dsn(database), application_name="scheduler:watch"))
+        conn.read_only = dry
         with conn.transaction() as txn:
             result = run_watcher(
                 fanout, conn, name, now, replica=replica, ledger_schema=ledger_schema, dry=dry

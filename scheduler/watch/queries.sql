@@ -13,7 +13,28 @@ SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0));
 SELECT r.entity, count(*)::int AS n
 FROM {schema}.reemit AS r
 WHERE r.watcher = %(watcher)s AND r.entity = ANY(%(entities)s::text[]) AND r.at >= %(since)s
+  AND r.kind = 'reemit'
 GROUP BY r.entity;
+
+-- name: reemit_exhausted_reported_many :many
+-- The entities whose exhaustion this watcher already reported since the window's start (reported once per
+-- window: a later pass leaves them alone quietly).
+SELECT DISTINCT r.entity
+FROM {schema}.reemit AS r
+WHERE r.watcher = %(watcher)s AND r.entity = ANY(%(entities)s::text[]) AND r.at >= %(since)s
+  AND r.kind = 'exhausted';
+
+-- name: reemit_exhausted_record_many :none
+-- Record that the exhaustion of these entities was reported (no job), in the pass's transaction.
+INSERT INTO {schema}.reemit (watcher, entity, at, queue, job_id, replica, kind)
+SELECT %(watcher)s, u.entity, %(now)s, u.queue, NULL, %(replica)s, 'exhausted'
+FROM unnest(%(entities)s::text[], %(queues)s::text[]) AS u (entity, queue);
+
+-- name: ledger_ready :one
+-- Whether the ledger's reemit table exists with its `kind` column (a dry pass reads it, never creates it).
+SELECT count(*) = 1
+FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = to_regclass(%(reemit)s) AND a.attname = 'kind' AND NOT a.attisdropped;
 
 -- name: reemit_record_many :none
 -- Record one re-emit per accepted job, in the pass's transaction.

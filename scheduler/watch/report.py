@@ -103,6 +103,7 @@ def watch_json(result: WatchResult) -> dict[str, Any]:
             }
             for t in report.queues.values()
         },
+        "exhausted_quiet": list(result.exhausted_quiet),
         "stalled": [
             {"queue": j.queue.name, "job_id": j.id, "singleton_key": j.singleton_key, "state": j.state}
             for j in result.stalled
