@@ -146,3 +146,62 @@ def test_queue_level_reports_a_procrastinate_job_whose_worker_is_gone(db: str, f
             "SELECT status::text, args, queueing_lock FROM procrastinate_jobs ORDER BY id"
         ).fetchall()
     assert rows == [("doing", {"n": 1}, "lock-1"), ("todo", {"n": 1}, "lock-1")]
+
+
+def test_exhaustion_is_reported_once_per_window_then_left_alone_quietly(db: str, fanout: Fanout) -> None:
+    """A fourth pass in the window reports no reemit_exhausted drop, log line or metric for m1 again."""
+    now = db_now(db)
+    add_messages(db, now, ("m1", "GENERATING", None, 300))
+    for minutes_ago in (3, 2):
+        watch_once(fanout, "chat-generating", now - timedelta(minutes=minutes_ago), replica="r1")
+        send_steps(
+            db,
+            [{"op": "fetch", "queue": "lane-ui"}, {"op": "complete", "queue": "lane-ui", "ids": "fetched"}],
+        )
+    watch_once(fanout, "chat-generating", now - timedelta(minutes=1), replica="r1")
+    fourth = watch_once(fanout, "chat-generating", now, replica="r1")
+    metrics = Metrics(send_to_sentry=False)
+    record_metrics(metrics, fourth)
+    assert (fourth.keys(DropReason.REEMIT_EXHAUSTED), fourth.exhausted_quiet) == ([], ["m1"])
+    assert [n for _, n, _ in watch_events(fourth)] == ["watch_reemitted"]
+    assert [k for k in metrics.counters if k[0] == "job.reemit_exhausted"] == []
+
+
+def test_exhaustion_report_is_one_ledger_row_of_kind_exhausted(db: str, fanout: Fanout) -> None:
+    """Two exhausted passes in one window leave two reemit rows and one exhausted row (no job id) for m1."""
+    now = db_now(db)
+    add_messages(db, now, ("m1", "GENERATING", None, 300))
+    for minutes_ago in (3, 2):
+        watch_once(fanout, "chat-generating", now - timedelta(minutes=minutes_ago), replica="r1")
+        send_steps(
+            db,
+            [{"op": "fetch", "queue": "lane-ui"}, {"op": "complete", "queue": "lane-ui", "ids": "fetched"}],
+        )
+    for minutes_ago in (1, 0):
+        watch_once(fanout, "chat-generating", now - timedelta(minutes=minutes_ago), replica="r1")
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT kind, job_id IS NULL, at FROM scheduler.reemit WHERE entity = 'm1' ORDER BY at"
+        ).fetchall()
+    assert [(kind, no_job) for kind, no_job, _ in rows] == [
+        ("reemit", False),
+        ("reemit", False),
+        ("exhausted", True),
+    ]
+    assert rows[2][2] == now - timedelta(minutes=1)
+
+
+def test_exhaustion_is_reported_again_once_the_report_left_the_window(db: str, fanout: Fanout) -> None:
+    """With the reemits still counted but the exhausted row older than the window, m1 is reported anew."""
+    now = db_now(db)
+    add_messages(db, now, ("m1", "GENERATING", None, 300))
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO scheduler.reemit (watcher, entity, at, queue, job_id, replica, kind) VALUES "
+            "('chat-generating', 'm1', %(now)s - interval '2 hours', 'lane-ui', NULL, 'r0', 'exhausted'), "
+            "('chat-generating', 'm1', %(now)s - interval '10 minutes', 'lane-ui', 'j1', 'r0', 'reemit'), "
+            "('chat-generating', 'm1', %(now)s - interval '5 minutes', 'lane-ui', 'j2', 'r0', 'reemit')",
+            {"now": now},
+        )
+    result = watch_once(fanout, "chat-generating", now, replica="r1")
+    assert (result.keys(DropReason.REEMIT_EXHAUSTED), result.exhausted_quiet) == (["m1"], [])
