@@ -348,7 +348,7 @@ def run_procrastinate(dsn: str, n: int) -> float:
     def digest(organizationId: int) -> None:  # never run: the jobs are deleted
         return None
 
-    kwargs = [{"organizationId": i} for i in range(1, n + 1)]
+    kwargs: list[dict[str, Any]] = [{"organizationId": i} for i in range(1, n + 1)]
     with app.open():
         started = time.perf_counter()
         digest.batch_defer(*kwargs)

@@ -8,7 +8,7 @@ results into a `FanoutReport`. Nothing in this module does I/O.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -18,6 +18,45 @@ JsonObject: TypeAlias = Mapping[str, Any]
 
 Row: TypeAlias = Mapping[str, Any]
 """One cohort row: at least a `key`, usually `data`, optionally `source` (for lanes)."""
+
+
+class JsonText(Mapping[str, Any]):
+    """A JSON object payload kept as the text the database sent (a cohort's json/jsonb `data` column).
+
+    A bulk enqueue writes `text` as it is, so a payload crosses the scheduler without being parsed and
+    serialized again; anything that looks inside it (a `{data.…}` key template, procrastinate's argument
+    check, a dry-run preview) parses it once, on first look, with `json.loads`. Equal to any mapping with
+    the same items. Only build one from text that is valid JSON whose value is an object.
+    """
+
+    __slots__ = ("_parsed", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parsed: dict[str, Any] | None = None
+
+    def _object(self) -> dict[str, Any]:
+        parsed = self._parsed
+        if parsed is None:
+            import json
+
+            parsed = self._parsed = json.loads(self.text)
+        return parsed
+
+    def __getitem__(self, name: str) -> Any:
+        return self._object()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._object())
+
+    def __len__(self) -> int:
+        return len(self._object())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._object()
+
+    def __repr__(self) -> str:
+        return f"JsonText({self.text!r})"
 
 
 class BackendKind(enum.Enum):

@@ -13,6 +13,7 @@ of millions is streamed rather than loaded. Parameters are bound, never formatte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Buffer, Loader
 from psycopg.rows import dict_row
 
 from scheduler.errors import CohortError
-from scheduler.types import Row
+from scheduler.types import JsonText, Row
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,6 +76,17 @@ def static_rows(cohort: Cohort) -> list[dict[str, Any]]:
     return [{"key": r.key, "data": dict(r.data), "source": r.source} for r in rows]
 
 
+class _JsonObjectTextLoader(Loader):
+    """json/jsonb from the cohort: an object stays text (`JsonText`, parsed only if something looks inside;
+    the pg-boss enqueue writes the text as it is); any other JSON value is parsed as psycopg would."""
+
+    def load(self, data: Buffer) -> Any:
+        text = bytes(data).decode("utf-8")
+        if text.lstrip().startswith("{"):  # the server validated it: text opening with `{` is an object
+            return JsonText(text)
+        return json.loads(text)
+
+
 @dataclass
 class CohortStream:
     """An open cohort: `rows` is a one-shot iterator; `columns` are the SQL result's column names."""
@@ -105,6 +118,8 @@ def open_sql_cohort(
         raise CohortError(f"{prefix}cannot connect to the app database: {_first_line(exc)}") from exc
     try:
         conn.read_only = True
+        for json_type in ("json", "jsonb"):
+            conn.adapters.register_loader(json_type, _JsonObjectTextLoader)
         # The user's query is configuration written by the operator, not a value: it is the statement.
         user_sql = sql.SQL(query.strip().rstrip(";"))
         try:

@@ -24,7 +24,7 @@ from scheduler.errors import PlanError
 from scheduler.planning.keys import compile_key
 from scheduler.planning.routing import queue_for
 from scheduler.planning.stagger import compile_stagger
-from scheduler.types import Batch, JobOptions, JobSpec, JsonObject, QueueRef, Row
+from scheduler.types import Batch, JobOptions, JobSpec, JsonObject, JsonText, QueueRef, Row
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "UNKNOWN_SOURCES_KEPT", "PlanContext", "PlanStats", "plan_batches"]
 
@@ -125,7 +125,7 @@ def _key(ctx: PlanContext, row: Row) -> str:
 
 def _data(ctx: PlanContext, row: Row, key: str) -> JsonObject:
     data = row.get("data")
-    if type(data) is dict:  # the common case, checked without the slower Mapping ABC
+    if type(data) is dict or type(data) is JsonText:  # the common cases, without the slower Mapping ABC
         return data
     if data is None:
         return {}

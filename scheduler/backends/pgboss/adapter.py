@@ -32,6 +32,7 @@ from scheduler.types import (
     ChunkResult,
     Dropped,
     DropReason,
+    JsonText,
     Outcome,
     QueueInfo,
 )
@@ -293,8 +294,10 @@ def _require_keys(batch: Batch, policy: str) -> None:
 def _encode(jobs: Sequence[JobSpec], ids: Sequence[str]) -> list[_Row]:
     rows: list[_Row] = []
     for job, job_id in zip(jobs, ids, strict=True):
+        payload = job.data
         try:
-            data = json.dumps(dict(job.data))
+            # A cohort's json/jsonb object arrives as text (JsonText): written as it is, not re-encoded.
+            data = payload.text if type(payload) is JsonText else json.dumps(dict(payload))
         except (TypeError, ValueError) as exc:
             raise PlanError(f"Entity {job.key!r}: the payload is not JSON-serializable ({exc}).") from exc
         if job.start_after.tzinfo is None:
