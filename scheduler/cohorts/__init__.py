@@ -122,8 +122,11 @@ def open_sql_cohort(
             conn.adapters.register_loader(json_type, _JsonObjectTextLoader)
         # The user's query is configuration written by the operator, not a value: it is the statement.
         user_sql = sql.SQL(query.strip().rstrip(";"))
-        try:
-            with conn.transaction():
+        with conn.transaction():
+            # Only the cohort's own statements are labelled "cohort query failed": an error raised by the
+            # caller's code inside the `with` block (the queue database) passes through unchanged, and a
+            # fetch error of the cohort is converted by `_stream` where it happens.
+            try:
                 conn.execute(
                     "SELECT set_config('statement_timeout', %s, true)",
                     (f"{int(statement_timeout.total_seconds() * 1000)}ms",),
@@ -137,34 +140,17 @@ def open_sql_cohort(
                 cur = conn.cursor(name="scheduler_cohort", row_factory=dict_row)
                 cur.itersize = COHORT_FETCH_SIZE
                 cur.execute(user_sql, params)
-                columns = tuple(d.name for d in cur.description or ())
-                if "key" not in columns:
-                    raise CohortError(
-                        f"{prefix}the cohort query returns columns {', '.join(columns) or '(none)'} but no `key`; "
-                        "alias the entity id, e.g. `select id as key, ...`"
-                    )
-                try:
-                    yield CohortStream(rows=_stream(cur, prefix), total=total, columns=columns)
-                except psycopg.Error as exc:
-                    # Raised by the caller's own statements (the queue database), not by the cohort:
-                    # a fetch error of the cohort arrives here already as a CohortError (`_stream`).
-                    raise _CallerError(exc) from exc
-        except psycopg.Error as exc:
-            raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
-    except _CallerError as wrapped:
-        error = wrapped.error
-        error.__suppress_context__ = True
-        raise error  # noqa: B904 - the caller's own error, unwrapped
+            except psycopg.Error as exc:
+                raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
+            columns = tuple(d.name for d in cur.description or ())
+            if "key" not in columns:
+                raise CohortError(
+                    f"{prefix}the cohort query returns columns {', '.join(columns) or '(none)'} but no `key`; "
+                    "alias the entity id, e.g. `select id as key, ...`"
+                )
+            yield CohortStream(rows=_stream(cur, prefix), total=total, columns=columns)
     finally:
         conn.close()
-
-
-class _CallerError(Exception):
-    """Carries a database error of the code inside `open_sql_cohort`'s block past its cohort handler."""
-
-    def __init__(self, error: psycopg.Error) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _stream(cur: psycopg.Cursor[dict[str, Any]], prefix: str) -> Iterator[Row]:

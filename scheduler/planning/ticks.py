@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -208,11 +209,9 @@ def previous_tick(cron: str, timezone: str, before: datetime) -> datetime | None
     zone = _zone(timezone)
     at = _require_aware("before", before)
     for span in _LOOKBACK:
-        found: datetime | None = None
-        for found in _between(spec, zone, at - span, at):  # noqa: B007 -- keep the last one
-            pass
-        if found is not None:
-            return found
+        last = deque(_between(spec, zone, at - span, at), maxlen=1)
+        if last:
+            return last[0]
     return None
 
 
