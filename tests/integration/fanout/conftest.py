@@ -63,7 +63,8 @@ def outcomes(report: FanoutReport) -> dict[str, Accepted | Dropped]:
     """Every outcome of a report (detail_limit None) by entity key."""
     found: dict[str, Accepted | Dropped] = {}
     for totals in report.queues.values():
-        for outcome in (*totals.accepted_sample, *totals.dropped_sample):
+        every: list[Accepted | Dropped] = [*totals.accepted_sample, *totals.dropped_sample]
+        for outcome in every:
             assert outcome.key not in found, f"entity {outcome.key} reported twice"
             found[outcome.key] = outcome
     assert len(found) == report.planned

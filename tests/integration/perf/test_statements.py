@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import sql
@@ -33,15 +33,24 @@ schedules:
 """
 
 
+class CountingConnection(psycopg.Connection[Any]):
+    """A connection that keeps the text of every statement and COPY its cursors sent."""
+
+    statements: list[str]
+
+
 class CountingCursor(psycopg.Cursor[Any]):
     """A cursor that notes the text of every statement and COPY sent through it, on its connection."""
 
+    def _note(self, query: Any) -> None:
+        cast(CountingConnection, self.connection).statements.append(_text(self, query))
+
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        self.connection.statements.append(_text(self, query))  # type: ignore[attr-defined]
+        self._note(query)
         return super().execute(query, params, **kwargs)
 
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
-        self.connection.statements.append(_text(self, statement))  # type: ignore[attr-defined]
+        self._note(statement)
         return super().copy(statement, params, **kwargs)
 
 
@@ -55,15 +64,15 @@ def _text(cur: psycopg.Cursor[Any], query: Any) -> str:
 class CountingFanout(Fanout):
     """A Fanout whose queue connections count their statements; keeps every connection it opened."""
 
-    opened: list[psycopg.Connection[Any]] | None = None
+    opened: list[CountingConnection] | None = None
 
     def connect_queue_db(self, name: str) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(
+        conn = CountingConnection.connect(
             self.dsn(self.queue_database(name)),
             application_name=QUEUE_APPLICATION_NAME,
             cursor_factory=CountingCursor,
         )
-        conn.statements = []  # type: ignore[attr-defined]
+        conn.statements = []
         assert self.opened is not None
         self.opened.append(conn)
         return conn
@@ -73,14 +82,14 @@ def _fan_out(tmp_path: Path, queues_db: str, size: int) -> tuple[int, list[str]]
     path = tmp_path / f"schedules-{size}.yaml"
     path.write_text(HEADER + SCHEDULE.replace("%(size)s", str(size)))
     environ = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
-    opened: list[psycopg.Connection[Any]] = []
+    opened: list[CountingConnection] = []
     fanout = CountingFanout(
         load_config([path]), environ, default_backends(), chunk_size=CHUNK, detail_limit=0, opened=opened
     )
     report = fire(fanout, "everyone", TICK).report
     assert (report.planned, report.accepted, report.connections_used) == (size, size, 1)
     assert len(opened) == 1, "a fan-out opens exactly one queue connection"
-    statements: list[str] = opened[0].statements  # type: ignore[attr-defined]
+    statements = opened[0].statements
     return size, statements
 
 
