@@ -149,7 +149,9 @@ def test_dockerfile_matches_the_runtime() -> None:
     assert f"SCHEDULER_CONFIG={CONFIG_DIR}" in text
     assert "SCHEDULER_HEALTH_PORT=8080" in text
     assert Settings.model_fields["health_port"].default == 8080
-    assert "/healthz" in re.search(r"^HEALTHCHECK.*(?:\n\s+.*)*", text, re.M).group(0)  # type: ignore[union-attr]
+    healthcheck = re.search(r"^HEALTHCHECK.*(?:\n\s+.*)*", text, re.M)
+    assert healthcheck is not None
+    assert "/healthz" in healthcheck.group(0)
     assert 'ENTRYPOINT ["scheduler", "run"]' in text
 
 
