@@ -63,6 +63,38 @@ def database(make_database: MakeDatabase) -> str:
     return make_database()
 
 
+def apply_procrastinate_schema(dsn: str) -> None:
+    """Let procrastinate create its own schema in `dsn` (`apply_schema`), plus the interop app's
+    `interop_done` table."""
+    import procrastinate
+
+    from tests.interop.procrastinate_app import DONE_TABLE
+
+    app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
+    with app.open():
+        app.schema_manager.apply_schema()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(DONE_TABLE)
+
+
+@pytest.fixture(scope="session")
+def procrastinate_template() -> Iterator[str]:
+    """Name of a database whose schema procrastinate applied itself, plus `interop_done`."""
+    name = f"sched_tpl_procrastinate_{uuid.uuid4().hex[:8]}"
+    dsn = create_database(name)
+    try:
+        apply_procrastinate_schema(dsn)
+        yield name
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture
+def queue_dsn(make_database: MakeDatabase, procrastinate_template: str) -> str:
+    """DSN of this test's clone of `procrastinate_template`."""
+    return make_database(template=procrastinate_template)
+
+
 QUEUES_TEMPLATE_PGBOSS_QUEUES = [
     {"name": "generate-insight-post", "options": {"policy": "stately"}},
     {"name": "lane-ui", "options": {"policy": "standard"}},
@@ -79,21 +111,14 @@ def queues_template() -> Iterator[str]:
     app's `interop_done` table)."""
     import json
 
-    import procrastinate
-
     from tests.integration.pgboss.interop import node, to_url
-    from tests.interop.procrastinate_app import DONE_TABLE
 
     name = f"sched_tpl_queues_{uuid.uuid4().hex[:8]}"
     dsn = create_database(name)
     try:
         setup = node("setup.mjs", to_url(dsn), json.dumps(QUEUES_TEMPLATE_PGBOSS_QUEUES))
         assert setup == {"version": 46}
-        app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
-        with app.open():
-            app.schema_manager.apply_schema()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(DONE_TABLE)
+        apply_procrastinate_schema(dsn)
         yield name
     finally:
         drop_database(name)

@@ -16,17 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import procrastinate
 import psycopg
 import pytest
-
-from tests.conftest import MakeDatabase, create_database, drop_database
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -56,25 +52,6 @@ schedules:
     catch_up: {{ window: {window}, policy: all }}
 """
 COHORT = 3
-
-
-@pytest.fixture(scope="session")
-def procrastinate_template() -> Iterator[str]:
-    """A database whose schema procrastinate applied itself (`apply_schema`)."""
-    name = f"sched_tpl_accept_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(name)
-    try:
-        app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
-        with app.open():
-            app.schema_manager.apply_schema()
-        yield name
-    finally:
-        drop_database(name)
-
-
-@pytest.fixture
-def queue_dsn(make_database: MakeDatabase, procrastinate_template: str) -> str:
-    return make_database(template=procrastinate_template)
 
 
 def write_config(directory: Path, window: str = "5m") -> Path:

@@ -32,14 +32,14 @@ app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=os.env
 
 
 @app.task(name="interop.record", pass_context=True)
-async def record(context: procrastinate.JobContext, **kwargs: Any) -> None:
+async def record(context: procrastinate.JobContext, /, **kwargs: Any) -> None:
     """Async task: record the job through the worker's own connector."""
     job = context.job
     await context.app.connector.execute_query_async(RECORD, job_id=job.id, task=job.task_name, args=kwargs)
 
 
 @app.task(name="interop.record_sync", pass_context=True)
-def record_sync(context: procrastinate.JobContext, **kwargs: Any) -> None:
+def record_sync(context: procrastinate.JobContext, /, **kwargs: Any) -> None:
     """Sync task (run in a thread by the worker): record the job on a connection of its own."""
     job = context.job
     with psycopg.connect(os.environ[DSN_ENV]) as conn:

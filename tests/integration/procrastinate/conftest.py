@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +18,7 @@ import pytest
 
 from scheduler.backends.procrastinate import ProcrastinateBackend
 from scheduler.types import BackendKind, Batch, JobOptions, JobSpec, QueueRef
-from tests.conftest import MakeDatabase, create_database, drop_database
-from tests.interop.procrastinate_app import DONE_TABLE, DSN_ENV
+from tests.interop.procrastinate_app import DSN_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,27 +41,6 @@ def procrastinate_app(dsn: str) -> Iterator[procrastinate.App]:
     app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn))
     with app.open():
         yield app
-
-
-@pytest.fixture(scope="session")
-def procrastinate_template() -> Iterator[str]:
-    """Name of a database whose schema `procrastinate` applied (`apply_schema`), plus `interop_done`."""
-    name = f"sched_tpl_procrastinate_{uuid.uuid4().hex[:8]}"
-    dsn = create_database(name)
-    try:
-        with procrastinate_app(dsn) as app:
-            app.schema_manager.apply_schema()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(DONE_TABLE)
-        yield name
-    finally:
-        drop_database(name)
-
-
-@pytest.fixture
-def queue_dsn(make_database: MakeDatabase, procrastinate_template: str) -> str:
-    """DSN of this test's clone of the procrastinate template."""
-    return make_database(template=procrastinate_template)
 
 
 @pytest.fixture
