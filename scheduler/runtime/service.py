@@ -494,30 +494,33 @@ class Service:
         if state is None:
             return False, {"config": "not loaded"}
         checks: dict[str, Any] = {"config": "loaded"}
-        ready = True
+        config = state.loaded.config
+
+        def ledger_check(conn: psycopg.Connection[Any]) -> str:
+            version = self.ledger.version(conn)
+            return (
+                "ok"
+                if version == LATEST_VERSION
+                else f"ledger at version {version}, expected {LATEST_VERSION}"
+            )
+
+        def reachable(conn: psycopg.Connection[Any]) -> str:
+            conn.execute("SELECT 1")
+            return "ok"
+
         for database in sorted(state.databases):
-            try:
-                with connect(state.loaded.config, database, self.environ, timeout=2) as conn:
-                    version = self.ledger.version(conn)
-            except (psycopg.Error, ConfigError) as exc:
-                checks[database] = f"unreachable: {_oneline(exc)}"
-                ready = False
-                continue
-            if version != LATEST_VERSION:
-                checks[database] = f"ledger at version {version}, expected {LATEST_VERSION}"
-                ready = False
-            else:
-                checks[database] = "ok"
-        for database in sorted(_cohort_databases(state.loaded.config) - set(state.databases)):
-            try:
-                with connect(state.loaded.config, database, self.environ, timeout=2) as conn:
-                    conn.execute("SELECT 1")
-            except (psycopg.Error, ConfigError) as exc:
-                checks[database] = f"unreachable: {_oneline(exc)}"
-                ready = False
-            else:
-                checks[database] = "ok"
-        return ready, checks
+            checks[database] = self._probe(config, database, ledger_check)
+        for database in sorted(_cohort_databases(config) - set(state.databases)):
+            checks[database] = self._probe(config, database, reachable)
+        return all(v in ("ok", "loaded") for v in checks.values()), checks
+
+    def _probe(self, config: Config, database: str, check: Callable[[psycopg.Connection[Any]], str]) -> str:
+        """`check` on a short-lived connection to `database`: its verdict, or why it could not be reached."""
+        try:
+            with connect(config, database, self.environ, timeout=2) as conn:
+                return check(conn)
+        except (psycopg.Error, ConfigError) as exc:
+            return f"unreachable: {_oneline(exc)}"
 
 
 def _cohort_databases(config: Config) -> set[str]:
