@@ -168,6 +168,17 @@ class Dropped:
     """The id of the job that holds the slot, where one exists."""
     holder_state: str | None = None
 
+    def as_json(self) -> dict[str, str | None]:
+        """The drop as a JSON object, as every `--json` report prints it."""
+        return {
+            "key": self.key,
+            "reason": self.reason.value,
+            "singleton_key": self.singleton_key,
+            "policy": self.policy,
+            "holder_id": self.holder_id,
+            "holder_state": self.holder_state,
+        }
+
 
 Outcome: TypeAlias = Accepted | Dropped
 

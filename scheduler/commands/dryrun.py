@@ -215,21 +215,11 @@ def _tick_doc(fanout_config: Config, result: FanoutResult, tick: datetime, limit
         if info is not None:
             entry["live_policy"] = info.policy
             entry["exists"] = info.exists
-        if (totals is not None and report.dry is not False) or totals is not None:
+        if totals is not None:
             entry["accepted"] = totals.accepted
             entry["dropped"] = totals.dropped
             entry["dropped_by_reason"] = {r.value: c for r, c in totals.dropped_by_reason.items()}
-            entry["dropped_keys"] = [
-                {
-                    "key": d.key,
-                    "reason": d.reason.value,
-                    "singleton_key": d.singleton_key,
-                    "policy": d.policy,
-                    "holder_id": d.holder_id,
-                    "holder_state": d.holder_state,
-                }
-                for d in totals.dropped_sample
-            ]
+            entry["dropped_keys"] = [d.as_json() for d in totals.dropped_sample]
         queues[logical] = entry
     return {
         "tick": tick.isoformat(),

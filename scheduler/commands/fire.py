@@ -140,17 +140,7 @@ def report_json(result: FanoutResult) -> dict[str, Any]:
                 "dropped": t.dropped,
                 "dropped_by_reason": {r.value: n for r, n in t.dropped_by_reason.items()},
                 "accepted_jobs": [{"key": a.key, "job_id": a.job_id} for a in t.accepted_sample],
-                "dropped_jobs": [
-                    {
-                        "key": d.key,
-                        "reason": d.reason.value,
-                        "singleton_key": d.singleton_key,
-                        "policy": d.policy,
-                        "holder_id": d.holder_id,
-                        "holder_state": d.holder_state,
-                    }
-                    for d in t.dropped_sample
-                ],
+                "dropped_jobs": [d.as_json() for d in t.dropped_sample],
             }
             for t in report.queues.values()
         },
