@@ -78,14 +78,19 @@ class PlanPreview:
 
     def observe(self, tick: datetime, batch: Batch, limit: int) -> None:
         """Fold one batch into the preview (mutates it)."""
-        for job in batch.jobs:
-            if len(self.first_jobs) < limit:
-                self.first_jobs.append((batch.queue.logical, job))
-            if self.earliest is None or job.start_after < self.earliest:
-                self.earliest = job.start_after
-            if self.latest is None or job.start_after > self.latest:
-                self.latest = job.start_after
-            self.histogram[int((job.start_after - tick) / HISTOGRAM_BUCKET)] += 1
+        if not batch.jobs:
+            return
+        room = limit - len(self.first_jobs)
+        if room > 0:
+            self.first_jobs.extend((batch.queue.logical, job) for job in batch.jobs[:room])
+        starts = [job.start_after for job in batch.jobs]
+        low, high = min(starts), max(starts)
+        if self.earliest is None or low < self.earliest:
+            self.earliest = low
+        if self.latest is None or high > self.latest:
+            self.latest = high
+        # Floor division: a job never starts before its tick, so this is the 5-minute bucket it falls in.
+        self.histogram.update((start - tick) // HISTOGRAM_BUCKET for start in starts)
 
 
 @dataclass

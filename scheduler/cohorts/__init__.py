@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 from psycopg.adapt import Buffer, Loader
-from psycopg.rows import dict_row
 
 from scheduler.errors import CohortError
 from scheduler.types import JsonText, Row
@@ -137,8 +136,7 @@ def open_sql_cohort(
                         sql.SQL("SELECT count(*) FROM ({}) AS cohort").format(user_sql), params
                     ).fetchone()
                     total = int(counted[0]) if counted else 0
-                cur = conn.cursor(name="scheduler_cohort", row_factory=dict_row)
-                cur.itersize = COHORT_FETCH_SIZE
+                cur = conn.cursor(name="scheduler_cohort")
                 cur.execute(user_sql, params)
             except psycopg.Error as exc:
                 raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
@@ -148,15 +146,27 @@ def open_sql_cohort(
                     f"{prefix}the cohort query returns columns {', '.join(columns) or '(none)'} but no `key`; "
                     "alias the entity id, e.g. `select id as key, ...`"
                 )
-            yield CohortStream(rows=_stream(cur, prefix), total=total, columns=columns)
+            yield CohortStream(rows=_stream(cur, columns, prefix), total=total, columns=columns)
     finally:
         conn.close()
 
 
-def _stream(cur: psycopg.Cursor[dict[str, Any]], prefix: str) -> Iterator[Row]:
+def _stream(cur: psycopg.Cursor[tuple[Any, ...]], columns: tuple[str, ...], prefix: str) -> Iterator[Row]:
+    """The cursor's rows, normalized like `normalize_row` (a repeated column name keeps its last value),
+    fetched `COHORT_FETCH_SIZE` at a time as plain tuples: this runs once per row of cohorts of millions."""
+    position = {name: i for i, name in enumerate(columns)}
+    key_at, data_at, source_at = position["key"], position.get("data"), position.get("source")
+    payload = [(name, i) for name, i in position.items() if name not in RESERVED_COLUMNS]
     try:
-        for row in cur:
-            yield normalize_row(row)
+        while rows := cur.fetchmany(COHORT_FETCH_SIZE):
+            for row in rows:
+                yield {
+                    "key": row[key_at],
+                    "data": row[data_at]
+                    if data_at is not None
+                    else {n: _jsonable(row[i]) for n, i in payload},
+                    "source": None if source_at is None else row[source_at],
+                }
     except psycopg.Error as exc:
         raise CohortError(f"{prefix}cohort query failed: {_first_line(exc)}") from exc
 
