@@ -108,6 +108,26 @@ SELECT name, policy, retry_limit, retry_delay, expire_seconds, notify
 FROM {schema}.queue
 WHERE name = %(name)s
 
+-- name: queue_settings_get
+-- Everything a job row copies from its queue, and pg-boss's clock (job_now(): now() unless a pg-boss test
+-- clock overrides it), for the direct COPY path, which writes whole job rows itself.
+SELECT policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
+  retention_seconds, dead_letter, heartbeat_seconds, {schema}.job_now() AS now
+FROM {schema}.queue
+WHERE name = %(name)s
+
+-- name: job_copy
+-- The direct COPY path: whole job rows, as job_insert_staged_many would build them, straight into the job
+-- table. Only rows no policy index can refuse are sent (the caller checked their slots first); a unique
+-- violation (a concurrent fan-out took a slot since) aborts the COPY, and the caller falls back to the
+-- staging path inside a savepoint.
+COPY {schema}.job (
+  id, name, data, priority, state, start_after, created_on, singleton_key,
+  retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
+  keep_until, policy, dead_letter, heartbeat_seconds
+)
+FROM STDIN
+
 -- name: queue_notify
 -- Wake pg-boss workers listening for this queue. The channel is "pgboss_" plus the first 24 hex digits
 -- of sha224(schema), derived in the database like pg-boss derives it, so both sides always agree.

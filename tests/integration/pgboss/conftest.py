@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from scheduler.backends.pgboss import PgBossBackend
+from scheduler.backends.pgboss.adapter import COPY_THRESHOLD
 from tests.conftest import MakeDatabase, create_database, drop_database
 from tests.integration.pgboss.interop import TEMPLATE_QUEUES, node, to_url
 
@@ -45,5 +46,11 @@ def conn(pgboss_dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 
 @pytest.fixture
-def backend() -> PgBossBackend:
-    return PgBossBackend()
+def backend(request: pytest.FixtureRequest) -> PgBossBackend:
+    """The adapter with its default COPY threshold; a module takes both insert paths with
+    `pytestmark = BOTH_PATHS` (the array INSERT, and the direct COPY with threshold 0)."""
+    return PgBossBackend(copy_threshold=getattr(request, "param", COPY_THRESHOLD))
+
+
+BOTH_PATHS = pytest.mark.parametrize("backend", [COPY_THRESHOLD, 0], ids=["arrays", "copy"], indirect=True)
+"""Run a module's tests through the array INSERT and through the direct COPY."""

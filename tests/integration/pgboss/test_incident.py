@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scheduler.types import Accepted, Batch, Dropped, DropReason
+from tests.integration.pgboss.conftest import BOTH_PATHS
 from tests.integration.pgboss.interop import INCIDENT_QUEUE, assert_exact, job, queue_ref
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def cohort(keyed: bool) -> Batch:
     return Batch(queue=QUEUE, jobs=jobs)
 
 
+@BOTH_PATHS
 def test_keyless_stately_cohort_keeps_one_and_names_it(
     conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
 ) -> None:
@@ -49,6 +51,7 @@ def test_keyless_stately_cohort_keeps_one_and_names_it(
     assert conn.execute("SELECT count(*) FROM pgboss.job").fetchone() == (1,)
 
 
+@BOTH_PATHS
 def test_keyed_stately_cohort_accepts_all(
     conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
 ) -> None:
@@ -68,6 +71,7 @@ def test_keyed_stately_cohort_accepts_all(
     ]
 
 
+@BOTH_PATHS
 def test_reenqueued_cohort_is_dropped_naming_each_holder(
     conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from scheduler.errors import PlanError
 from scheduler.types import Accepted, Batch, Dropped, DropReason
+from tests.integration.pgboss.conftest import BOTH_PATHS
 from tests.integration.pgboss.interop import (
     POLICIES,
     assert_exact,
@@ -62,6 +63,7 @@ def summary(result: dict[str, Any]) -> str:
     return f"failed {result['affected']}"
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("policy", POLICIES)
 def test_enqueue_many_matches_real_send(
     policy: str, make_database: MakeDatabase, pgboss_template: str, backend: PgBossBackend
@@ -97,6 +99,7 @@ def test_enqueue_many_matches_real_send(
     assert [summary(r) for r in ours] == [summary(r) for r in real]
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("policy", POLICIES)
 def test_prediction_equals_enqueue(
     policy: str, conn: psycopg.Connection[tuple[object, ...]], pgboss_dsn: str, backend: PgBossBackend
@@ -143,6 +146,7 @@ def test_real_send_without_key_throws_on_key_strict_fifo(pgboss_dsn: str) -> Non
     assert "singletonKey" in result["error"]
 
 
+@BOTH_PATHS
 @pytest.mark.parametrize("method", ["enqueue_many", "predict_many"])
 def test_key_strict_fifo_without_key_is_rejected(
     method: str, conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.types import Accepted, Batch, Dropped, DropReason, JobOptions, JobSpec
+from tests.integration.pgboss.conftest import BOTH_PATHS
 from tests.integration.pgboss.interop import (
     PARTITIONED_QUEUE,
     SETTINGS_QUEUE,
@@ -38,6 +39,7 @@ def columns(conn: psycopg.Connection[tuple[object, ...]], job_id: str) -> tuple[
     return conn.execute(COLUMNS, (job_id,)).fetchone()
 
 
+@BOTH_PATHS
 def test_row_copies_the_queue_settings_like_send(
     conn: psycopg.Connection[tuple[object, ...]], pgboss_dsn: str, backend: PgBossBackend
 ) -> None:
@@ -56,6 +58,7 @@ def test_row_copies_the_queue_settings_like_send(
     assert columns(conn, ours.job_id) == (*theirs[:3], "b", *theirs[4:])
 
 
+@BOTH_PATHS
 def test_job_options_override_the_queue_like_send(
     conn: psycopg.Connection[tuple[object, ...]], pgboss_dsn: str, backend: PgBossBackend
 ) -> None:
@@ -73,6 +76,7 @@ def test_job_options_override_the_queue_like_send(
     assert columns(conn, ours.job_id) == (*theirs[:3], "b", *theirs[4:])
 
 
+@BOTH_PATHS
 def test_partitioned_queue_enforces_its_policy(
     conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
 ) -> None:
@@ -98,6 +102,7 @@ def test_partitioned_queue_enforces_its_policy(
     assert table != "pgboss.job_common"
 
 
+@BOTH_PATHS
 def test_custom_schema_is_used_throughout(make_database: MakeDatabase, backend: PgBossBackend) -> None:
     """With QueueRef.schema set, every statement targets that schema, which the real pg-boss created."""
     dsn = make_database()
