@@ -51,8 +51,9 @@ class Backend(Protocol):
         ...
 
     def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
-        """Insert the batch with one bulk statement (or COPY to a staging table + one INSERT), inside the
-        caller's transaction, and return one outcome per job in order.
+        """Insert the batch with one bulk statement (or one COPY; a COPY refused by a held slot is rolled
+        back to a savepoint and replaced by COPY to a staging table + one INSERT), inside the caller's
+        transaction, and return one outcome per job in order.
 
         The caller guarantees the queue exists (checked with `describe_queue`/`ensure_queue`) and that no
         two jobs of the tick share a non-null `singleton_key` (it reports those as `duplicate_in_cohort`
