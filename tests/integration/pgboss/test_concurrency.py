@@ -32,15 +32,7 @@ def test_opposite_key_orders_do_not_deadlock(pgboss_dsn: str, backend: PgBossBac
 
         worker = threading.Thread(target=run_second)
         worker.start()
-        with psycopg.connect(pgboss_dsn, autocommit=True) as watcher:
-            for _ in range(100):
-                waiting = watcher.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (second_pid,)
-                ).fetchone()
-                if waiting == ("Lock",):
-                    break
-                time.sleep(0.02)
-            assert waiting == ("Lock",)
+        _wait_for_lock(pgboss_dsn, second_pid)
         held_k2 = backend.enqueue_many(first, Batch(QUEUE, (job("a2", "k2", now),)))
         first.commit()
         worker.join(timeout=10)
