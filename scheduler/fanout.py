@@ -18,7 +18,7 @@ from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from queue import Full, Queue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -44,7 +44,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from scheduler.config.models import Schedule
 
@@ -52,8 +52,9 @@ QUEUE_APPLICATION_NAME = "scheduler:enqueue"
 PREVIEW_JOBS = 50
 HISTOGRAM_BUCKET = timedelta(minutes=5)
 STAGGER_SAMPLES = 1000
-FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
 """At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
+FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
+_T = TypeVar("_T")
 
 
 def default_backends() -> dict[BackendKind, Backend]:
@@ -205,32 +206,37 @@ class TickKeys:
         self._spill_after = spill_after
         self._memory: dict[tuple[str, str], str | None] = {}
         self._spilled = False
+        self._lock = threading.Lock()
+        """`split` may run in the planning thread while `remember` runs in the enqueue loop."""
 
-    def split(self, batch: Batch) -> tuple[Batch, dict[int, Dropped]]:
+    def split(self, batch: Batch, *, memory_only: bool = False) -> tuple[Batch, dict[int, Dropped]] | None:
         """Split a batch into the jobs whose key is new in this tick and drops for the repeats (by index).
 
         The drops name no holder yet: a repeat of a key first seen in this same batch is held by a job
         that does not exist until the batch is enqueued; `name_holders` fills them in after `remember`.
+        With `memory_only`, a batch that needs the database (the keys spilled, or are about to) is left
+        alone and None returned: the caller splits it, and every later batch, with the connection.
+        Batches must be split in plan order.
         """
         queue = batch.queue.logical
         keyed = [(i, j.singleton_key) for i, j in enumerate(batch.jobs) if j.singleton_key is not None]
         if not keyed:
             return batch, {}
-        if (
-            not self._spilled
-            and self._conn is not None
-            and len(self._memory) + len(keyed) > self._spill_after
-        ):
+        must_spill = self._conn is not None and len(self._memory) + len(keyed) > self._spill_after
+        if memory_only and (self._spilled or must_spill):
+            return None
+        if not self._spilled and must_spill:
             self._spill()
         fresh: set[int]
         if self._spilled:
             fresh = self._claim_in_table(queue, keyed)
         else:
             fresh = set()
-            for i, key in keyed:
-                if (queue, key) not in self._memory:
-                    self._memory[(queue, key)] = None
-                    fresh.add(i)
+            with self._lock:
+                for i, key in keyed:
+                    if (queue, key) not in self._memory:
+                        self._memory[(queue, key)] = None
+                        fresh.add(i)
         drops = {
             i: Dropped(key=batch.jobs[i].key, reason=DropReason.DUPLICATE_IN_COHORT, singleton_key=key)
             for i, key in keyed
@@ -256,8 +262,9 @@ class TickKeys:
                 {"queue": queue, "keys": [k for k, _ in held], "job_ids": [j for _, j in held]},
             )
             return
-        for key, job_id in held:
-            self._memory[(queue, key)] = job_id
+        with self._lock:
+            for key, job_id in held:
+                self._memory[(queue, key)] = job_id
 
     def name_holders(self, queue: str, drops: dict[int, Dropped]) -> dict[int, Dropped]:
         """The drops with the job holding each one's key filled in, where one is known."""
@@ -272,7 +279,8 @@ class TickKeys:
             ).fetchall()
             holders = {str(k): str(j) for k, j in rows}
         else:
-            holders = {k: h for k in keys if (h := self._memory.get((queue, k)))}
+            with self._lock:
+                holders = {k: h for k in keys if (h := self._memory.get((queue, k)))}
         return {
             i: replace(d, holder_id=holders.get(d.singleton_key or "")) if d.singleton_key in holders else d
             for i, d in drops.items()
@@ -280,6 +288,7 @@ class TickKeys:
 
     def _spill(self) -> None:
         assert self._conn is not None
+        # Only the enqueue loop spills, after the planning thread has stopped splitting (memory_only).
         self._conn.execute(FANOUT_QUERIES["tick_keys_create"])
         with self._conn.cursor() as cur:
             cur.execute(
@@ -323,7 +332,7 @@ class _PlanFailed:
 _PLAN_DONE: Any = object()
 
 
-def _planned_ahead(batches: Iterator[Batch], depth: int) -> Generator[Batch, None, None]:
+def _planned_ahead(batches: Iterator[_T], depth: int) -> Generator[_T, None, None]:
     """`batches`, produced by a thread of their own up to `depth` batches ahead of the consumer.
 
     The cohort read and the plan are client CPU and app-database waits; the enqueue is mostly a wait on
@@ -375,6 +384,46 @@ def _planned_ahead(batches: Iterator[Batch], depth: int) -> Generator[Batch, Non
         thread.join()
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A planned batch as the planning thread hands it to the enqueue loop: split against the tick's keys
+    and encoded for its backend where that needs no database."""
+
+    batch: Batch
+    split: tuple[Batch, dict[int, Dropped]] | None
+    """The jobs whose key is new in the tick and the drops of the repeats, or None: the enqueue loop
+    splits the batch itself (the keys spilled to the queue database)."""
+    prepared: object | None = None
+    """What the backend's `preparer` made of the split's jobs, or None."""
+
+
+def _chunks(
+    batches: Iterable[Batch],
+    keys: TickKeys,
+    preparers: Mapping[str, Callable[[Batch], object]],
+    sample: Callable[[Batch], None],
+) -> Iterator[_Chunk]:
+    """Split and encode each batch, in plan order, as far as that needs no database; from the first batch
+    whose split needs the database on, every later one is left to the enqueue loop (so the tick's keys are
+    always split in plan order, and the planning thread never touches the connection)."""
+    in_memory = True
+    try:
+        for batch in batches:
+            sample(batch)
+            split = keys.split(batch, memory_only=True) if in_memory else None
+            if split is None:
+                in_memory = False
+                yield _Chunk(batch, None)
+                continue
+            prepare = preparers.get(batch.queue.logical)
+            sent = split[0]
+            yield _Chunk(batch, split, prepare(sent) if prepare is not None and sent.jobs else None)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
 def _missing(batch: Batch) -> ChunkResult:
     return ChunkResult(
         batch.queue,
@@ -410,12 +459,18 @@ def _predict_new_queue(batch: Batch, placed: set[str]) -> ChunkResult:
     return ChunkResult(batch.queue, tuple(outcomes))
 
 
-def _sample_stagger(preview: PlanPreview, tick: datetime, batch: Batch, every: int, seen: int) -> int:
-    for job in batch.jobs:
-        if seen % every == 0 and len(preview.stagger_samples) < STAGGER_SAMPLES:
-            preview.stagger_samples.append((job.start_after - tick).total_seconds())
-        seen += 1
-    return seen
+class _StaggerSampler:
+    """Keeps every `every`-th job's stagger delay (seconds after the tick), up to `STAGGER_SAMPLES`."""
+
+    def __init__(self, preview: PlanPreview, tick: datetime, every: int) -> None:
+        self.preview, self.tick, self.every, self.seen = preview, tick, every, 0
+
+    def __call__(self, batch: Batch) -> None:
+        samples = self.preview.stagger_samples
+        for job in batch.jobs:
+            if self.seen % self.every == 0 and len(samples) < STAGGER_SAMPLES:
+                samples.append((job.start_after - self.tick).total_seconds())
+            self.seen += 1
 
 
 def _describe_all(
@@ -482,18 +537,23 @@ def _run(
         report.failure = f"queue {missing[0].name!r} ({missing[0].backend.value}, logical {missing[0].logical!r}) does not exist"
     keys = TickKeys(None if dry else conn, fanout.spill_after)
     placed: dict[str, set[str]] = {}
-    seen = 0
+    preparers: dict[str, Callable[[Batch], object]] = {}
+    if conn is not None and not dry and not missing:
+        preparers = {q.logical: fanout.backends[q.backend].preparer(conn, q) for q in queues}
     with fanout.open_cohort(name, tick) as stream:
-        every = max(1, (stream.total or 0) // STAGGER_SAMPLES)
-        with closing(_planned_ahead(fanout.plan(name, tick, stream, preview), fanout.plan_ahead)) as batches:
-            for batch in batches:
-                seen = _sample_stagger(preview, tick, batch, every, seen)
+        sample = _StaggerSampler(preview, tick, max(1, (stream.total or 0) // STAGGER_SAMPLES))
+        planned = _chunks(fanout.plan(name, tick, stream, preview), keys, preparers, sample)
+        with closing(_planned_ahead(planned, fanout.plan_ahead)) as chunks:
+            for chunk in chunks:
+                batch = chunk.batch
                 if missing:
                     report.add(_missing(batch))
                     continue
                 if conn is None:
                     continue
-                sent, drops = keys.split(batch)
+                split = chunk.split or keys.split(batch)
+                assert split is not None  # without memory_only, split always splits
+                sent, drops = split
                 backend = fanout.backends[batch.queue.backend]
                 if not sent.jobs:
                     result = ChunkResult(batch.queue, ())
@@ -502,7 +562,7 @@ def _run(
                 elif dry:
                     result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
                 else:
-                    result = backend.enqueue_many(conn, sent)
+                    result = backend.enqueue_many(conn, sent, chunk.prepared)
                 keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
                 drops = keys.name_holders(batch.queue.logical, drops)
                 report.add(_merge(batch, sent, result, drops))

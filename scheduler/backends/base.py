@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     import psycopg
 
@@ -50,7 +50,19 @@ class Backend(Protocol):
         """
         ...
 
-    def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
+    def preparer(self, conn: psycopg.Connection[Any], queue: QueueRef) -> Callable[[Batch], object]:
+        """Read once, for a whole fan-out into `queue`, what encoding its chunks needs (the live queue's
+        settings), and return a function that encodes one batch for `enqueue_many(..., prepared=)`.
+
+        The function must not touch the database or any state the enqueue mutates unlocked: a fan-out
+        calls it from its planning thread, so chunk N+1 is encoded while the database writes chunk N. It
+        raises what `enqueue_many` would raise for a bad batch (`PlanError`). Raises `QueueMissing`.
+        """
+        ...
+
+    def enqueue_many(
+        self, conn: psycopg.Connection[Any], batch: Batch, prepared: object | None = None
+    ) -> ChunkResult:
         """Insert the batch with one bulk statement (or one COPY; a COPY refused by a held slot is rolled
         back to a savepoint and replaced by COPY to a staging table + one INSERT), inside the caller's
         transaction, and return one outcome per job in order.
@@ -62,6 +74,9 @@ class Backend(Protocol):
 
         Dropped jobs name their reason (`policy_conflict` with policy, holder id and holder state, or
         `throttled`). Raises `BackendError` if the database rejects the statement.
+
+        `prepared` is what this backend's `preparer` function returned for this very batch; without it
+        the batch is encoded here.
         """
         ...
 

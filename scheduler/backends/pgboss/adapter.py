@@ -45,7 +45,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from scheduler.types import Batch, JobSpec, QueueRef
 
@@ -150,40 +150,65 @@ class PgBossBackend:
             )
         return self.describe_queue(conn, queue)
 
-    def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
+    def preparer(self, conn: psycopg.Connection[Any], queue: QueueRef) -> Callable[[Batch], object]:
+        """Read the queue's settings and pg-boss's clock once, for a whole fan-out, and return a function
+        that turns a batch into what `enqueue_many` sends (ids, rows, the COPY text) without the database:
+        the fan-out calls it in its planning thread, so chunk N+1 is encoded while chunk N is written.
+        Raises `QueueMissing` when the queue does not exist."""
+        settings = self._live_settings(conn, queue)
+
+        def prepare(batch: Batch) -> _Prepared:
+            return self._prepare(batch, settings, copy=not self._copy_failed_before(conn, queue.name))
+
+        return prepare
+
+    def enqueue_many(
+        self, conn: psycopg.Connection[Any], batch: Batch, prepared: object | None = None
+    ) -> ChunkResult:
         """Insert the batch and report each job: accepted with its id, or dropped naming the job holding
         its slot, in one bulk statement per chunk.
 
         Up to `copy_threshold` rows go in one INSERT … ON CONFLICT from array parameters. Above it the
         rows are COPYed straight into the job table (`_insert_copied`), the fast path while no slot is
         held; if one is, that COPY is rolled back and the chunk, and the queue's later chunks on this
-        connection, go through COPY into a staging table and INSERT … ON CONFLICT (`_insert_staged`)."""
+        connection, go through COPY into a staging table and INSERT … ON CONFLICT (`_insert_staged`).
+        `prepared` is what this backend's `preparer` made of this batch; without it the batch is encoded
+        here, with the queue's settings read now."""
         queue = batch.queue
         if not batch.jobs:
             return ChunkResult(queue=queue, outcomes=())
         schema = _schema(queue)
-        settings = self._live_settings(conn, queue)
-        policy = settings.policy
-        _require_keys(batch, policy)
-        ids = _new_ids(len(batch.jobs))
-        rows = _encode(batch.jobs, ids)
+        chunk = (
+            prepared
+            if isinstance(prepared, _Prepared)
+            else self._prepare(
+                batch, self._live_settings(conn, queue), copy=not self._copy_failed_before(conn, queue.name)
+            )
+        )
+        policy = chunk.settings.policy
+        rows = chunk.rows
         with _driver_errors("enqueue", queue):
-            inserted = None
+            inserted: set[str] | frozenset[str] | None = None
             if len(rows) <= self.copy_threshold:
                 inserted = _insert_arrays(conn, schema, queue.name, rows)
-            elif not self._copy_failed_before(conn, queue.name):
-                inserted = _insert_copied(conn, schema, queue.name, settings, rows)
-                if inserted is None:
+            elif chunk.copy_text is not None and not self._copy_failed_before(conn, queue.name):
+                if _insert_copied(conn, schema, chunk.copy_text):
+                    inserted = chunk.copied_ids
+                else:
                     with self._lock:
                         self._slots_taken.setdefault(conn, set()).add(queue.name)
             if inserted is None:
                 inserted = _insert_staged(conn, schema, queue.name, rows)
+            if len(inserted) == len(rows) and chunk.accepted is not None:
+                return ChunkResult(queue=queue, outcomes=chunk.accepted)
             dropped_slots = {
-                _slot(job) for job, job_id in zip(batch.jobs, ids, strict=True) if job_id not in inserted
+                _slot(job)
+                for job, job_id in zip(batch.jobs, chunk.ids, strict=True)
+                if job_id not in inserted
             }
             holders = _holders(conn, schema, queue.name, policy, dropped_slots)
         outcomes: list[Outcome] = []
-        for job, job_id in zip(batch.jobs, ids, strict=True):
+        for job, job_id in zip(batch.jobs, chunk.ids, strict=True):
             if job_id in inserted:
                 outcomes.append(Accepted(key=job.key, job_id=job_id))
             else:
@@ -250,6 +275,26 @@ class PgBossBackend:
         with self._lock:
             return name in self._slots_taken.get(conn, ())
 
+    def _prepare(self, batch: Batch, settings: _QueueSettings, *, copy: bool) -> _Prepared:
+        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY text of a batch. Pure."""
+        _require_keys(batch, settings.policy)
+        ids = _new_ids(len(batch.jobs))
+        rows = _encode(batch.jobs, ids)
+        if not copy or len(rows) <= self.copy_threshold:
+            return _Prepared(settings, ids, rows)
+        sending = _first_per_slot(rows, settings.policy)
+        accepted = None
+        if len(sending) == len(rows):
+            accepted = tuple(Accepted(key=job.key, job_id=i) for job, i in zip(batch.jobs, ids, strict=True))
+        return _Prepared(
+            settings,
+            ids,
+            rows,
+            copy_text=_copy_text(batch.queue.name, settings, sending),
+            copied_ids=frozenset(row[0] for row in sending),
+            accepted=accepted,
+        )
+
     def _live_settings(self, conn: psycopg.Connection[Any], queue: QueueRef) -> _QueueSettings:
         with _driver_errors("queue lookup", queue):
             row = conn.execute(_query("queue_settings_get", _schema(queue)), {"name": queue.name}).fetchone()
@@ -280,6 +325,23 @@ class _QueueSettings:
 
 _Row = tuple[str, str, int, Any, str | None, int | None, int | None, int | None]
 """(id, data json, priority, start_after, singleton_key, retry_limit, retry_delay, expire_seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch encoded for `enqueue_many`: what `PgBossBackend.preparer`'s function returns."""
+
+    settings: _QueueSettings
+    ids: list[str]
+    """One new job id per job of the batch, in order."""
+    rows: list[_Row]
+    copy_text: bytes | None = None
+    """The rows the direct COPY sends, in COPY's text format; None below the threshold or once a COPY of
+    this queue hit a held slot on the connection."""
+    copied_ids: frozenset[str] = frozenset()
+    """The ids of the rows in `copy_text`."""
+    accepted: tuple[Outcome, ...] | None = None
+    """Every job accepted, in order: the outcomes when the COPY lands every row of the batch."""
 
 
 def _schema(queue: QueueRef) -> str:
@@ -390,72 +452,82 @@ def _insert_staged(conn: psycopg.Connection[Any], schema: str, name: str, rows: 
     return inserted
 
 
-def _insert_copied(
-    conn: psycopg.Connection[Any], schema: str, name: str, settings: _QueueSettings, rows: list[_Row]
-) -> set[str] | None:
-    """COPY whole job rows straight into the job table, optimistically; return the ids inserted, or None
-    when a row hit a policy index (the COPY was rolled back to its savepoint and nothing of it remains).
+def _insert_copied(conn: psycopg.Connection[Any], schema: str, text: bytes) -> bool:
+    """COPY whole job rows (`_copy_text`) straight into the job table, optimistically, inside a savepoint;
+    return False when a row hit a policy index (the COPY was rolled back and nothing of it remains).
 
-    Under a dedup policy (short, stately, exclusive) only the first row of the batch for each slot is
-    sent (the others are the batch's own drops, as ON CONFLICT would make them), sorted by slot like the
-    INSERT path so overlapping fan-outs lock slots in one order. A slot already held, or taken by a
-    concurrent fan-out meanwhile, fails the COPY with a unique violation. No slot is checked before: on
-    a table with many waiting jobs that read costs more than the COPY (and inside the fan-out's own
-    transaction the planner has no statistics for the rows it just wrote). Other policies have no index
-    a new row can hit: every row is sent.
+    No slot is checked before: on a table with many waiting jobs that read costs more than the COPY (and
+    inside the fan-out's own transaction the planner has no statistics for the rows it just wrote). A slot
+    already held, or taken by a concurrent fan-out meanwhile, fails the COPY with a unique violation.
     """
-    policy = settings.policy
-    if policy in _DEDUP_POLICIES:
-        first: dict[str, _Row] = {}
-        for row in rows:
-            first.setdefault(row[4] or "", row)
-        sending = [first[slot] for slot in sorted(first)]
-    else:
-        sending = rows
-    # COPY's text format leaves each value's parsing to the server, so the values shared by every row
-    # are rendered once here; per row only the job's own fields are formatted (about a third less work).
-    retention = timedelta(seconds=settings.retention_seconds)
-    now = settings.now.isoformat()
-    retry_limit, retry_delay, expire = (
-        str(v) for v in (settings.retry_limit, settings.retry_delay, settings.expire_seconds)
-    )
-    backoff = "t" if settings.retry_backoff else "f"
-    delay_max = _text_or_none(settings.retry_delay_max)
-    deletion = str(settings.deletion_seconds)
-    heartbeat = _text_or_none(settings.heartbeat_seconds)
-    dead_letter = settings.dead_letter
     try:
         with conn.transaction(), conn.cursor() as cur, cur.copy(_query("job_copy", schema)) as copy:
-            for job_id, data, priority, start_after, key, own_limit, own_delay, own_expire in sending:
-                copy.write_row(
-                    (
-                        job_id,
-                        name,
-                        data,
-                        priority,
-                        "created",
-                        start_after.isoformat(),
-                        now,
-                        key,
-                        retry_limit if own_limit is None else own_limit,
-                        retry_delay if own_delay is None else own_delay,
-                        backoff,
-                        delay_max,
-                        expire if own_expire is None else own_expire,
-                        deletion,
-                        (start_after + retention).isoformat(),
-                        policy,
-                        dead_letter,
-                        heartbeat,
-                    )
-                )
+            copy.write(text)
     except psycopg.errors.UniqueViolation:
-        return None
-    return {row[0] for row in sending}
+        return False
+    return True
 
 
-def _text_or_none(value: int | None) -> str | None:
-    return None if value is None else str(value)
+def _first_per_slot(rows: list[_Row], policy: str) -> list[_Row]:
+    """The rows a direct COPY sends. Under a dedup policy (short, stately, exclusive) only the first row
+    of the batch for each slot (the others are the batch's own drops, as ON CONFLICT would make them),
+    sorted by slot like the INSERT path, so overlapping fan-outs lock slots in one order. Other policies
+    have no index a new row can hit: every row."""
+    if policy not in _DEDUP_POLICIES:
+        return rows
+    first: dict[str, _Row] = {}
+    for row in rows:
+        first.setdefault(row[4] or "", row)
+    return [first[slot] for slot in sorted(first)]
+
+
+_COPY_NULL: Final = "\\N"
+
+
+def _copy_field(text: str) -> str:
+    """A text value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _copy_number(value: int | None) -> str:
+    return _COPY_NULL if value is None else str(value)
+
+
+def _copy_text(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
+    """The rows as `job_copy` reads them, built the way pg-boss's `insert()` builds a job: the queue's
+    settings where the job sets none, state `created`, `keep_until` = start_after + retention.
+
+    Rendered here, not by the driver, so it can run in the planning thread; the parts every row shares
+    are rendered once (a row formats only its own fields)."""
+    retention = timedelta(seconds=settings.retention_seconds)
+    head = f"\t{_copy_field(name)}\t"
+    created_on = f"\t{settings.now.isoformat()}\t"
+    tail = (
+        f"\t{_copy_field(settings.policy)}\t"
+        f"{_COPY_NULL if settings.dead_letter is None else _copy_field(settings.dead_letter)}\t"
+        f"{_copy_number(settings.heartbeat_seconds)}\n"
+    )
+    backoff = "t" if settings.retry_backoff else "f"
+    middles: dict[tuple[int | None, int | None, int | None], str] = {}
+    lines: list[str] = []
+    for job_id, data, priority, start_after, key, own_limit, own_delay, own_expire in rows:
+        middle = middles.get((own_limit, own_delay, own_expire))
+        if middle is None:
+            limit = settings.retry_limit if own_limit is None else own_limit
+            delay = settings.retry_delay if own_delay is None else own_delay
+            expire = settings.expire_seconds if own_expire is None else own_expire
+            middle = middles[(own_limit, own_delay, own_expire)] = (
+                f"\t{limit}\t{delay}\t{backoff}\t{_copy_number(settings.retry_delay_max)}\t{expire}\t"
+                f"{settings.deletion_seconds}\t"
+            )
+        lines.append(
+            f"{job_id}{head}{_copy_field(data)}\t{priority}\tcreated\t{start_after.isoformat()}{created_on}"
+            f"{_COPY_NULL if key is None else _copy_field(key)}{middle}"
+            f"{(start_after + retention).isoformat()}{tail}"
+        )
+    return "".join(lines).encode()
 
 
 def _holders(

@@ -118,9 +118,9 @@ WHERE name = %(name)s
 
 -- name: job_copy
 -- The direct COPY path: whole job rows, as job_insert_staged_many would build them, straight into the job
--- table. Only rows no policy index can refuse are sent (the caller checked their slots first); a unique
--- violation (a concurrent fan-out took a slot since) aborts the COPY, and the caller falls back to the
--- staging path inside a savepoint.
+-- table, inside a savepoint. A row whose slot is already held (a waiting job, or a concurrent fan-out)
+-- fails the COPY with a unique violation; the caller rolls back to the savepoint and takes the staging
+-- path.
 COPY {schema}.job (
   id, name, data, priority, state, start_after, created_on, singleton_key,
   retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,

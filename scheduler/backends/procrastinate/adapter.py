@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
@@ -48,7 +49,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
 QUERIES = load_queries(__package__ or __name__, "queries.sql")
@@ -144,7 +145,14 @@ class ProcrastinateBackend:
             )
         return info
 
-    def enqueue_many(self, conn: psycopg.Connection[Any], batch: Batch) -> ChunkResult:
+    def preparer(self, conn: psycopg.Connection[Any], queue: QueueRef) -> Callable[[Batch], object]:
+        """The batch's task args as JSON, checked (the part of `enqueue_many` that needs no database)."""
+        _require_task(queue)
+        return lambda batch: _Prepared(tuple(_validate(queue, batch.jobs)))
+
+    def enqueue_many(
+        self, conn: psycopg.Connection[Any], batch: Batch, prepared: object | None = None
+    ) -> ChunkResult:
         """Insert the batch with one statement; one outcome per job, in the batch's order.
 
         A job whose queueing_lock already has a `todo` job is `policy_conflict` naming that job (one more
@@ -154,7 +162,7 @@ class ProcrastinateBackend:
         """
         queue = batch.queue
         task = _require_task(queue)
-        args = _validate(queue, batch.jobs)
+        args = prepared.args if isinstance(prepared, _Prepared) else tuple(_validate(queue, batch.jobs))
         firsts, duplicates = _first_per_lock(batch.jobs)
         if not firsts:
             return ChunkResult(queue=queue, outcomes=())
@@ -293,6 +301,13 @@ def _first_per_lock(jobs: tuple[JobSpec, ...]) -> tuple[list[int], set[int]]:
             seen.add(lock)
         firsts.append(i)
     return firsts, duplicates
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch's task args as JSON text, checked: what `ProcrastinateBackend.preparer`'s function returns."""
+
+    args: tuple[str, ...]
 
 
 def _validate(queue: QueueRef, jobs: tuple[JobSpec, ...]) -> list[str]:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from scheduler.backends.pgboss import PgBossBackend
 from scheduler.config import load_config
 from scheduler.fanout import Fanout, default_backends
+from scheduler.types import BackendKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,11 +41,22 @@ lanes:
 """Databases, queues (all present in `queues_template`) and two lanes; tests append `schedules:`."""
 
 
-def load_fanout(directory: Path, schedules: str, environ: dict[str, str], **options: Any) -> Fanout:
-    """Write HEADER + `schedules` to a file in `directory` and build a Fanout over it."""
+def load_fanout(
+    directory: Path,
+    schedules: str,
+    environ: dict[str, str],
+    *,
+    copy_threshold: int | None = None,
+    **options: Any,
+) -> Fanout:
+    """Write HEADER + `schedules` to a file in `directory` and build a Fanout over it (`copy_threshold`:
+    the pg-boss adapter's, e.g. 0 to send every chunk through the direct COPY)."""
     path = directory / "schedules.yaml"
     path.write_text(HEADER + schedules)
-    return Fanout(load_config([path]), environ, default_backends(), **options)
+    backends = default_backends()
+    if copy_threshold is not None:
+        backends[BackendKind.PGBOSS] = PgBossBackend(copy_threshold=copy_threshold)
+    return Fanout(load_config([path]), environ, backends, **options)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from scheduler.errors import PlanError
 from scheduler.fanout import fire
 from scheduler.types import Accepted, Dropped, DropReason
 from tests.integration.fanout.conftest import job_count, load_fanout, outcomes
@@ -31,14 +32,26 @@ schedules:
 """
 
 
+@pytest.mark.parametrize("copy_threshold", [None, 0], ids=["arrays", "copy"])
 @pytest.mark.parametrize("spill_after", [50_000, 150], ids=["in-memory", "temp-table"])
 def test_repeats_in_later_chunks_are_duplicates_naming_the_first(
-    tmp_path: Path, environ: dict[str, str], db: psycopg.Connection[Any], spill_after: int
+    tmp_path: Path,
+    environ: dict[str, str],
+    db: psycopg.Connection[Any],
+    spill_after: int,
+    copy_threshold: int | None,
 ) -> None:
     """1,000 rows in chunks of 100 share 300 keys: the first row of each key is accepted, every repeat is
-    dropped duplicate_in_cohort naming that row's job, whether keys stay in memory or spill to a table."""
+    dropped duplicate_in_cohort naming that row's job, whether keys stay in memory or spill to a table
+    (the planning thread splits the first chunk, the enqueue loop the rest), through either insert path."""
     fanout = load_fanout(
-        tmp_path, SCHEDULE, environ, chunk_size=100, detail_limit=None, spill_after=spill_after
+        tmp_path,
+        SCHEDULE,
+        environ,
+        chunk_size=100,
+        detail_limit=None,
+        spill_after=spill_after,
+        copy_threshold=copy_threshold,
     )
 
     report = fire(fanout, "groups", TICK).report
@@ -84,3 +97,27 @@ def test_a_repeat_within_one_chunk_names_the_job_enqueued_in_that_chunk(
     assert found["c"] == Dropped(
         key="c", reason=DropReason.DUPLICATE_IN_COHORT, singleton_key="g:1", holder_id=first.job_id
     )
+
+
+UNKEYED = """\
+schedules:
+  unkeyed:
+    cron: "0 * * * *"
+    cohort:
+      sql: select 'e' || i as key, '{}'::jsonb as data from generate_series(1, 3000) as i
+    queue: bulk
+"""
+
+
+def test_an_encoding_error_in_the_planning_thread_fails_the_tick_and_writes_nothing(
+    tmp_path: Path, environ: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """The chunks are encoded in the planning thread: a batch the queue refuses there (key_strict_fifo
+    without singleton keys) raises in the caller, and the tick commits nothing."""
+    db.execute("UPDATE pgboss.queue SET policy = 'key_strict_fifo' WHERE name = 'bulk'")
+    fanout = load_fanout(tmp_path, UNKEYED, environ, chunk_size=1000, copy_threshold=0)
+
+    with pytest.raises(PlanError, match="key_strict_fifo"):
+        fire(fanout, "unkeyed", TICK)
+
+    assert job_count(db, "bulk") == 0

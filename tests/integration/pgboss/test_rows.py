@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from scheduler.types import Accepted, Batch, Dropped, DropReason, JobOptions, JobSpec
+from scheduler.types import Accepted, Batch, Dropped, DropReason, JobOptions, JobSpec, JsonText
 from tests.integration.pgboss.conftest import BOTH_PATHS
 from tests.integration.pgboss.interop import (
     PARTITIONED_QUEUE,
@@ -119,3 +119,37 @@ def test_custom_schema_is_used_throughout(make_database: MakeDatabase, backend: 
         assert conn.execute("SELECT count(*) FROM jobs_v12.job").fetchone() == (1,)
     assert_exact(result, batch)
     assert [type(o) for o in predicted.outcomes] == [type(o) for o in result.outcomes] == [Accepted, Dropped]
+
+
+NASTY = ["tab\there", "line\nbreak", "cr\rreturn", "back\\slash", "\\N", 'quote"s', "naïve ☃ 𝄞", "", " "]
+
+
+@BOTH_PATHS
+def test_payloads_and_keys_arrive_byte_for_byte(
+    conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
+) -> None:
+    """Tabs, newlines, backslashes, a literal \\N and non-ASCII in payloads (object or cohort JSON text) and
+    singleton keys come back from the table exactly as planned, on the COPY path as on the array path."""
+    now = datetime.now(UTC)
+    jobs = [
+        JobSpec(f"e{i}", f"key {text}", {"text": text, "nested": {"list": [text]}}, now)
+        for i, text in enumerate(NASTY)
+    ]
+    as_text = json.dumps({"text": "\\\t\n", "u": "\u2603"}, ensure_ascii=False)
+    jobs.append(JobSpec("json-text", "key json", JsonText(as_text), now))
+    batch = Batch(queue_ref(SETTINGS_QUEUE), tuple(jobs))
+    result = backend.enqueue_many(conn, batch)
+    conn.commit()
+
+    assert all(isinstance(o, Accepted) for o in result.outcomes)
+    ids = [o.job_id for o in result.outcomes if isinstance(o, Accepted)]
+    rows = dict(
+        (str(id_), (key, data))
+        for id_, key, data in conn.execute(
+            "SELECT id, singleton_key, data FROM pgboss.job WHERE id = ANY(%s::uuid[])", (ids,)
+        ).fetchall()
+    )
+    assert [rows[i] for i in ids] == [
+        *((f"key {t}", {"text": t, "nested": {"list": [t]}}) for t in NASTY),
+        ("key json", json.loads(as_text)),
+    ]
