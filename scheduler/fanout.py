@@ -10,6 +10,7 @@ is read on its own read-only connection to the app database and streamed in chun
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -197,15 +198,19 @@ class TickKeys:
     `duplicate_in_cohort` naming the job that holds its key, even when it arrives in a later chunk.
 
     Keys (and their holders) are held in memory up to `spill_after`; past that (cohorts of millions), and
-    only when a connection is given, they move to a temporary table dropped at commit, keeping memory
-    bounded. Both paths report the same outcomes.
+    only when a connection is given, they move to temporary tables dropped at commit, keeping memory
+    bounded: one with a unique index that claims keys, one written by COPY with their holders. Both paths
+    report the same outcomes.
     """
 
     def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 250_000) -> None:
         self._conn = conn
         self._spill_after = spill_after
-        self._memory: dict[tuple[str, str], str | None] = {}
+        self._memory: dict[str, dict[str, str | None]] = {}
+        """Queue → key → the job holding it (None until its batch is enqueued, or when it was dropped)."""
+        self._size = 0
         self._spilled = False
+        self._holders_indexed = False
         self._lock = threading.Lock()
         """`split` may run in the planning thread while `remember` runs in the enqueue loop."""
 
@@ -214,15 +219,15 @@ class TickKeys:
 
         The drops name no holder yet: a repeat of a key first seen in this same batch is held by a job
         that does not exist until the batch is enqueued; `name_holders` fills them in after `remember`.
-        With `memory_only`, a batch that needs the database (the keys spilled, or are about to) is left
-        alone and None returned: the caller splits it, and every later batch, with the connection.
-        Batches must be split in plan order.
+        A batch with no repeat is returned as it is. With `memory_only`, a batch that needs the database
+        (the keys spilled, or are about to) is left alone and None returned: the caller splits it, and
+        every later batch, with the connection. Batches must be split in plan order.
         """
         queue = batch.queue.logical
         keyed = [(i, j.singleton_key) for i, j in enumerate(batch.jobs) if j.singleton_key is not None]
         if not keyed:
             return batch, {}
-        must_spill = self._conn is not None and len(self._memory) + len(keyed) > self._spill_after
+        must_spill = self._conn is not None and self._size + len(keyed) > self._spill_after
         if memory_only and (self._spilled or must_spill):
             return None
         if not self._spilled and must_spill:
@@ -233,10 +238,12 @@ class TickKeys:
         else:
             fresh = set()
             with self._lock:
+                known = self._memory.setdefault(queue, {})
                 for i, key in keyed:
-                    if (queue, key) not in self._memory:
-                        self._memory[(queue, key)] = None
+                    if key not in known:
+                        known[key] = None
                         fresh.add(i)
+                self._size += len(fresh)
         drops = {
             i: Dropped(key=batch.jobs[i].key, reason=DropReason.DUPLICATE_IN_COHORT, singleton_key=key)
             for i, key in keyed
@@ -257,14 +264,12 @@ class TickKeys:
             return
         if self._spilled:
             assert self._conn is not None
-            self._conn.execute(
-                FANOUT_QUERIES["tick_keys_hold_many"],
-                {"queue": queue, "keys": [k for k, _ in held], "job_ids": [j for _, j in held]},
-            )
+            with self._conn.cursor() as cur, cur.copy(FANOUT_QUERIES["tick_holders_copy"]) as copy:
+                for key, job_id in held:
+                    copy.write_row((queue, key, job_id))
             return
         with self._lock:
-            for key, job_id in held:
-                self._memory[(queue, key)] = job_id
+            self._memory.setdefault(queue, {}).update(held)
 
     def name_holders(self, queue: str, drops: dict[int, Dropped]) -> dict[int, Dropped]:
         """The drops with the job holding each one's key filled in, where one is known."""
@@ -274,13 +279,18 @@ class TickKeys:
         holders: dict[str, str]
         if self._spilled:
             assert self._conn is not None
+            if not self._holders_indexed:
+                # Only a cohort with repeats past the spill reads holders: index them then, not before.
+                self._conn.execute(FANOUT_QUERIES["tick_holders_index"])
+                self._holders_indexed = True
             rows = self._conn.execute(
-                FANOUT_QUERIES["tick_keys_holders_many"], {"queue": queue, "keys": sorted(keys)}
+                FANOUT_QUERIES["tick_holders_many"], {"queue": queue, "keys": sorted(keys)}
             ).fetchall()
             holders = {str(k): str(j) for k, j in rows}
         else:
             with self._lock:
-                holders = {k: h for k in keys if (h := self._memory.get((queue, k)))}
+                known = self._memory.get(queue, {})
+                holders = {k: h for k in keys if (h := known.get(k))}
         return {
             i: replace(d, holder_id=holders.get(d.singleton_key or "")) if d.singleton_key in holders else d
             for i, d in drops.items()
@@ -290,24 +300,30 @@ class TickKeys:
         assert self._conn is not None
         # Only the enqueue loop spills, after the planning thread has stopped splitting (memory_only).
         self._conn.execute(FANOUT_QUERIES["tick_keys_create"])
+        self._conn.execute(FANOUT_QUERIES["tick_holders_create"])
         with self._conn.cursor() as cur:
-            cur.execute(
-                FANOUT_QUERIES["tick_keys_insert_many"],
-                {
-                    "queues": [q for q, _ in self._memory],
-                    "keys": [k for _, k in self._memory],
-                    "job_ids": list(self._memory.values()),
-                },
-            )
+            with cur.copy(FANOUT_QUERIES["tick_keys_copy"]) as copy:
+                for queue, known in self._memory.items():
+                    for key in known:
+                        copy.write_row((queue, key))
+            with cur.copy(FANOUT_QUERIES["tick_holders_copy"]) as copy:
+                for queue, known in self._memory.items():
+                    for key, job_id in known.items():
+                        if job_id is not None:
+                            copy.write_row((queue, key, job_id))
         self._memory.clear()
         self._spilled = True
 
     def _claim_in_table(self, queue: str, keyed: list[tuple[int, str]]) -> set[int]:
+        """Claim the batch's keys in the table; return the indexes of the jobs whose key was new."""
         assert self._conn is not None
+        first: dict[str, int] = {}
+        for i, key in keyed:
+            first.setdefault(key, i)
         rows = self._conn.execute(
-            FANOUT_QUERIES["tick_keys_claim_many"], {"keys": [k for _, k in keyed], "queue": queue}
+            FANOUT_QUERIES["tick_keys_claim_many"], {"keys": json.dumps(list(first)), "queue": queue}
         ).fetchall()
-        return {keyed[int(ordinal) - 1][0] for (ordinal,) in rows}
+        return {first[key] for (key,) in rows}
 
 
 def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Dropped]) -> ChunkResult:
@@ -394,7 +410,8 @@ class _Chunk:
     """The jobs whose key is new in the tick and the drops of the repeats, or None: the enqueue loop
     splits the batch itself (the keys spilled to the queue database)."""
     prepared: object | None = None
-    """What the backend's `preparer` made of the split's jobs, or None."""
+    """What the backend's `preparer` made of the split's jobs (of the whole batch when `split` is None:
+    usable as long as the split drops nothing), or None."""
 
 
 def _chunks(
@@ -404,8 +421,9 @@ def _chunks(
     sample: Callable[[Batch], None],
 ) -> Iterator[_Chunk]:
     """Split and encode each batch, in plan order, as far as that needs no database; from the first batch
-    whose split needs the database on, every later one is left to the enqueue loop (so the tick's keys are
-    always split in plan order, and the planning thread never touches the connection)."""
+    whose split needs the database on, every later one is split by the enqueue loop (so the tick's keys are
+    always split in plan order, and the planning thread never touches the connection) and the whole batch
+    is encoded here, on the bet that it has no repeated key."""
     in_memory = True
     try:
         for batch in batches:
@@ -413,10 +431,8 @@ def _chunks(
             split = keys.split(batch, memory_only=True) if in_memory else None
             if split is None:
                 in_memory = False
-                yield _Chunk(batch, None)
-                continue
+            sent = batch if split is None else split[0]
             prepare = preparers.get(batch.queue.logical)
-            sent = split[0]
             yield _Chunk(batch, split, prepare(sent) if prepare is not None and sent.jobs else None)
     finally:
         close = getattr(batches, "close", None)
@@ -551,8 +567,13 @@ def _run(
                     continue
                 if conn is None:
                     continue
-                split = chunk.split or keys.split(batch)
-                assert split is not None  # without memory_only, split always splits
+                prepared = chunk.prepared
+                split = chunk.split
+                if split is None:
+                    split = keys.split(batch)
+                    assert split is not None  # without memory_only, split always splits
+                    if split[1]:
+                        prepared = None  # encoded for the whole batch; the backend encodes what is sent
                 sent, drops = split
                 backend = fanout.backends[batch.queue.backend]
                 if not sent.jobs:
@@ -562,7 +583,7 @@ def _run(
                 elif dry:
                     result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
                 else:
-                    result = backend.enqueue_many(conn, sent, chunk.prepared)
+                    result = backend.enqueue_many(conn, sent, prepared)
                 keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
                 drops = keys.name_holders(batch.queue.logical, drops)
                 report.add(_merge(batch, sent, result, drops))
