@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from queue import Full, Queue
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
@@ -28,6 +27,7 @@ from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, stat
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
 from scheduler.config.lint import DROPPING_POLICIES
 from scheduler.errors import ConfigError
+from scheduler.pipeline import ahead
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
@@ -45,7 +45,7 @@ from scheduler.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from scheduler.config.models import Schedule
 
@@ -55,7 +55,6 @@ HISTOGRAM_BUCKET = timedelta(minutes=5)
 STAGGER_SAMPLES = 1000
 """At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
 FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
-_T = TypeVar("_T")
 
 
 def default_backends() -> dict[BackendKind, Backend]:
@@ -224,14 +223,28 @@ class TickKeys:
         every later batch, with the connection. Batches must be split in plan order.
         """
         queue = batch.queue.logical
-        keyed = [(i, j.singleton_key) for i, j in enumerate(batch.jobs) if j.singleton_key is not None]
+        keys = [j.singleton_key for j in batch.jobs]
+        keyed = len(keys) - keys.count(None)
         if not keyed:
             return batch, {}
-        must_spill = self._conn is not None and self._size + len(keyed) > self._spill_after
+        must_spill = self._conn is not None and self._size + keyed > self._spill_after
         if memory_only and (self._spilled or must_spill):
             return None
         if not self._spilled and must_spill:
             self._spill()
+        if not self._spilled and keyed == len(keys):
+            with self._lock:
+                known = self._memory.setdefault(queue, {})
+                new: dict[str, str | None] = dict.fromkeys(cast("list[str]", keys))
+                if len(new) == len(keys) and known.keys().isdisjoint(new):
+                    # The usual case, without a loop: every job keyed, no key repeated or seen before.
+                    known.update(new)
+                    self._size += len(new)
+                    return batch, {}
+        return self._split_keyed(batch, [(i, k) for i, k in enumerate(keys) if k is not None])
+
+    def _split_keyed(self, batch: Batch, keyed: list[tuple[int, str]]) -> tuple[Batch, dict[int, Dropped]]:
+        queue = batch.queue.logical
         fresh: set[int]
         if self._spilled:
             fresh = self._claim_in_table(queue, keyed)
@@ -336,68 +349,6 @@ def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Drop
         drop = drops.get(i)
         outcomes.append(drop if drop is not None else next(backend_outcomes))
     return ChunkResult(batch.queue, tuple(outcomes))
-
-
-class _PlanFailed:
-    """What the planning thread hands over instead of a batch when the cohort or the plan raised."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_PLAN_DONE: Any = object()
-
-
-def _planned_ahead(batches: Iterator[_T], depth: int) -> Generator[_T, None, None]:
-    """`batches`, produced by a thread of their own up to `depth` batches ahead of the consumer.
-
-    The cohort read and the plan are client CPU and app-database waits; the enqueue is mostly a wait on
-    the queue database. Both release the GIL while waiting, so the two overlap. The batches, their order
-    and every error (re-raised here, in the consumer, when its turn comes) are those of `batches` itself.
-    Closing this iterator stops the thread, closes `batches` in it and waits for it.
-    """
-    if depth < 1:
-        yield from batches
-        return
-    handoff: Queue[Any] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.05)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        last: object = _PLAN_DONE
-        try:
-            for batch in batches:
-                if not hand(batch):
-                    return
-        except BaseException as exc:
-            last = _PlanFailed(exc)
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-        hand(last)
-
-    thread = threading.Thread(target=produce, name="scheduler-plan", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _PLAN_DONE:
-                return
-            if isinstance(item, _PlanFailed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,12 +505,16 @@ def _run(
     keys = TickKeys(None if dry else conn, fanout.spill_after)
     placed: dict[str, set[str]] = {}
     preparers: dict[str, Callable[[Batch], object]] = {}
-    if conn is not None and not dry and not missing:
-        preparers = {q.logical: fanout.backends[q.backend].preparer(conn, q) for q in queues}
+    if conn is not None and not missing:
+        preparers = {
+            q.logical: fanout.backends[q.backend].preparer(conn, q, dry=dry)
+            for q in queues
+            if q.logical not in to_create
+        }
     with fanout.open_cohort(name, tick) as stream:
         sample = _StaggerSampler(preview, tick, max(1, (stream.total or 0) // STAGGER_SAMPLES))
         planned = _chunks(fanout.plan(name, tick, stream, preview), keys, preparers, sample)
-        with closing(_planned_ahead(planned, fanout.plan_ahead)) as chunks:
+        with closing(ahead(planned, fanout.plan_ahead, name="scheduler-plan")) as chunks:
             for chunk in chunks:
                 batch = chunk.batch
                 if missing:
@@ -581,7 +536,9 @@ def _run(
                 elif batch.queue.logical in to_create:
                     result = _predict_new_queue(sent, placed.setdefault(batch.queue.logical, set()))
                 elif dry:
-                    result = backend.predict_many(conn, sent, placed.setdefault(batch.queue.logical, set()))
+                    result = backend.predict_many(
+                        conn, sent, placed.setdefault(batch.queue.logical, set()), prepared
+                    )
                 else:
                     result = backend.enqueue_many(conn, sent, prepared)
                 keys.remember(batch.queue.logical, sent.jobs, result.outcomes)

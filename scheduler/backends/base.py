@@ -50,9 +50,12 @@ class Backend(Protocol):
         """
         ...
 
-    def preparer(self, conn: psycopg.Connection[Any], queue: QueueRef) -> Callable[[Batch], object]:
+    def preparer(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+    ) -> Callable[[Batch], object]:
         """Read once, for a whole fan-out into `queue`, what encoding its chunks needs (the live queue's
-        settings), and return a function that encodes one batch for `enqueue_many(..., prepared=)`.
+        settings), and return a function that encodes one batch for `enqueue_many(..., prepared=)` (with
+        `dry`: that checks one batch for `predict_many(..., prepared=)`). Reads only.
 
         The function must not touch the database or any state the enqueue mutates unlocked: a fan-out
         calls it from its planning thread, so chunk N+1 is encoded while the database writes chunk N. It
@@ -80,8 +83,15 @@ class Backend(Protocol):
         """
         ...
 
-    def predict_many(self, conn: psycopg.Connection[Any], batch: Batch, placed: set[str]) -> ChunkResult:
-        """What `enqueue_many` would return for this batch, without writing anything.
+    def predict_many(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: Batch,
+        placed: set[str],
+        prepared: object | None = None,
+    ) -> ChunkResult:
+        """What `enqueue_many` would return for this batch, without writing anything (`prepared`: what
+        `preparer(..., dry=True)`'s function returned for this batch).
 
         `placed` carries the slots (backend-normalized keys) that earlier batches of the same prediction
         would have taken; this method adds the slots its accepted jobs would take (it mutates `placed`).

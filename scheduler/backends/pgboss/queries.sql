@@ -5,23 +5,33 @@
 -- name: job_holder_created_many :many
 -- For each slot key, the `created` job holding it under a short or stately queue (indexes i1, i3).
 -- The holder's own `policy` column must match: the partial unique indexes test the row, not the queue.
+-- One index probe per slot (LATERAL … LIMIT 1; the index is unique, so at most one row matches): as a
+-- plain join the planner, which guesses a hundred slots, scans or merges the whole queue (0.3 s per 5,000
+-- slots against 1M waiting jobs, against 0.03 s).
 SELECT k.slot, j.id::text AS id, j.state::text AS state
-FROM unnest(%(slots)s::text[]) AS k (slot)
-JOIN {schema}.job j
-  ON j.name = %(name)s
-  AND j.policy = %(policy)s
-  AND j.state = 'created'
-  AND COALESCE(j.singleton_key, '') = k.slot
+FROM jsonb_array_elements_text(%(slots)s::jsonb) AS k (slot)
+CROSS JOIN LATERAL (
+  SELECT id, state FROM {schema}.job
+  WHERE name = %(name)s
+    AND policy = %(policy)s
+    AND state = 'created'
+    AND COALESCE(singleton_key, '') = k.slot
+  LIMIT 1
+) AS j
 
 -- name: job_holder_live_many :many
--- For each slot key, the created, retry or active job holding it under an exclusive queue (index i6).
+-- For each slot key, the created, retry or active job holding it under an exclusive queue (index i6),
+-- one index probe per slot as above.
 SELECT k.slot, j.id::text AS id, j.state::text AS state
-FROM unnest(%(slots)s::text[]) AS k (slot)
-JOIN {schema}.job j
-  ON j.name = %(name)s
-  AND j.policy = %(policy)s
-  AND j.state <= 'active'
-  AND COALESCE(j.singleton_key, '') = k.slot
+FROM jsonb_array_elements_text(%(slots)s::jsonb) AS k (slot)
+CROSS JOIN LATERAL (
+  SELECT id, state FROM {schema}.job
+  WHERE name = %(name)s
+    AND policy = %(policy)s
+    AND state <= 'active'
+    AND COALESCE(singleton_key, '') = k.slot
+  LIMIT 1
+) AS j
 
 -- name: job_insert_many :many
 -- Insert one job per array element in input order, copying the queue's settings the way pg-boss's own

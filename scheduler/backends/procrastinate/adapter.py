@@ -145,7 +145,9 @@ class ProcrastinateBackend:
             )
         return info
 
-    def preparer(self, conn: psycopg.Connection[Any], queue: QueueRef) -> Callable[[Batch], object]:
+    def preparer(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+    ) -> Callable[[Batch], object]:
         """The batch's task args as JSON, checked (the part of `enqueue_many` that needs no database)."""
         _require_task(queue)
         return lambda batch: _Prepared(tuple(_validate(queue, batch.jobs)))
@@ -195,7 +197,13 @@ class ProcrastinateBackend:
                 outcomes.append(_dropped(job, DropReason.POLICY_CONFLICT, holders))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
 
-    def predict_many(self, conn: psycopg.Connection[Any], batch: Batch, placed: set[str]) -> ChunkResult:
+    def predict_many(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: Batch,
+        placed: set[str],
+        prepared: object | None = None,
+    ) -> ChunkResult:
         """What `enqueue_many` would return, reading only; adds the accepted jobs' locks to `placed`.
 
         A lock taken in `placed` by an earlier batch of the prediction is a `policy_conflict` with holder
@@ -203,7 +211,8 @@ class ProcrastinateBackend:
         """
         queue = batch.queue
         _require_task(queue)
-        _validate(queue, batch.jobs)
+        if not isinstance(prepared, _Prepared):
+            _validate(queue, batch.jobs)
         firsts, duplicates = _first_per_lock(batch.jobs)
         locks = [lock for i in firsts if (lock := batch.jobs[i].singleton_key) is not None]
         with _in_schema(conn, queue):
