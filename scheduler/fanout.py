@@ -6,6 +6,10 @@
 The queue database sees one connection per fan-out and one transaction for all the queues of the
 schedule; the caller may put its own statements (the ledger claim) in the same transaction. The cohort
 is read on its own read-only connection to the app database and streamed in chunks.
+
+Each chunk is planned, split against the tick's singleton keys and encoded by its backend (`preparer`) in
+a planning thread, while the enqueue loop writes the chunk before it; only the enqueue, the report and
+(past `spill_after` keys) the key bookkeeping use the queue connection, always from the enqueue loop.
 """
 
 from __future__ import annotations
@@ -115,8 +119,9 @@ class Fanout:
     """Singleton keys a tick holds in memory before `TickKeys` moves them to a temporary table (about
     60 MB at this default; the table costs the queue database a write and an update per key)."""
     plan_ahead: int = 2
-    """Batches the cohort read and the plan may run ahead of the enqueue, in a thread of their own, so the
-    client plans the next chunk while the queue database writes this one; 0 plans in line."""
+    """Batches the cohort read, the plan, the tick-key split and the backend's encoding may run ahead of the
+    enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes
+    this one; 0 does all of it in line."""
 
     def schedule(self, name: str) -> Schedule:
         try:
