@@ -546,8 +546,10 @@ def _run(
                     )
                 else:
                     result = backend.enqueue_many(conn, sent, prepared)
-                keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
-                drops = keys.name_holders(batch.queue.logical, drops)
+                if not dry:  # a prediction has no job ids to remember
+                    keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
+                if drops:
+                    drops = keys.name_holders(batch.queue.logical, drops)
                 report.add(_merge(batch, sent, result, drops))
     report.cohort_size = preview.stats.rows
     report.duration_seconds = time.perf_counter() - started

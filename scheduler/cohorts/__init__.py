@@ -80,8 +80,9 @@ class _JsonObjectTextLoader(Loader):
     the pg-boss enqueue writes the text as it is); any other JSON value is parsed as psycopg would."""
 
     def load(self, data: Buffer) -> Any:
-        text = bytes(data).decode("utf-8")
-        if text.lstrip().startswith("{"):  # the server validated it: text opening with `{` is an object
+        text = str(data, "utf-8")
+        # The server validated it: text opening with `{` is an object (only json keeps leading spaces).
+        if text[:1] == "{" or text.lstrip()[:1] == "{":
             return JsonText(text)
         return json.loads(text)
 

@@ -251,9 +251,10 @@ class PgBossBackend:
             holders = _holders(conn, schema, queue.name, policy, set(slots))
         prefix = f"pgboss\x1f{schema}\x1f{queue.name}\x1f"
         tokens = [prefix + slot for slot in slots]
-        if not holders and len(set(tokens)) == len(tokens) and placed.isdisjoint(tokens):
+        fresh = set(tokens)
+        if not holders and len(fresh) == len(tokens) and placed.isdisjoint(fresh):
             # The usual case, without a loop: no slot held, none repeated, none taken earlier.
-            placed.update(tokens)
+            placed |= fresh
             return ChunkResult(
                 queue=queue, outcomes=tuple(Accepted(key=job.key, job_id="") for job in batch.jobs)
             )
