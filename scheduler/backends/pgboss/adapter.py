@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 from weakref import WeakKeyDictionary
 
@@ -196,8 +197,8 @@ class PgBossBackend:
             inserted: set[str] | frozenset[str] | None = None
             if len(rows) <= self.copy_threshold:
                 inserted = _insert_arrays(conn, schema, queue.name, rows)
-            elif chunk.copy_text is not None and not self._copy_failed_before(conn, queue.name):
-                if _insert_copied(conn, schema, chunk.copy_text):
+            elif chunk.copy_data is not None and not self._copy_failed_before(conn, queue.name):
+                if _insert_copied(conn, schema, chunk.copy_data):
                     inserted = chunk.copied_ids
                 else:
                     with self._lock:
@@ -314,7 +315,7 @@ class PgBossBackend:
             settings,
             ids,
             rows,
-            copy_text=_copy_text(batch.queue.name, settings, sending),
+            copy_data=_copy_rows(batch.queue.name, settings, sending),
             copied_ids=frozenset(row[0] for row in sending),
             accepted=accepted,
         )
@@ -359,11 +360,11 @@ class _Prepared:
     ids: list[str]
     """One new job id per job of the batch, in order."""
     rows: list[_Row]
-    copy_text: bytes | None = None
-    """The rows the direct COPY sends, in COPY's text format; None below the threshold or once a COPY of
+    copy_data: bytes | None = None
+    """The rows the direct COPY sends, in COPY's binary format; None below the threshold or once a COPY of
     this queue hit a held slot on the connection."""
     copied_ids: frozenset[str] = frozenset()
-    """The ids of the rows in `copy_text`."""
+    """The ids of the rows in `copy_data`."""
     accepted: tuple[Outcome, ...] | None = None
     """Every job accepted, in order: the outcomes when the COPY lands every row of the batch."""
 
@@ -493,7 +494,7 @@ def _insert_staged(conn: psycopg.Connection[Any], schema: str, name: str, rows: 
 
 
 def _insert_copied(conn: psycopg.Connection[Any], schema: str, text: bytes) -> bool:
-    """COPY whole job rows (`_copy_text`) straight into the job table, optimistically, inside a savepoint;
+    """COPY whole job rows (`_copy_rows`) straight into the job table, optimistically, inside a savepoint;
     return False when a row hit a policy index (the COPY was rolled back and nothing of it remains).
 
     No slot is checked before: on a table with many waiting jobs that read costs more than the COPY (and
@@ -521,53 +522,90 @@ def _first_per_slot(rows: list[_Row], policy: str) -> list[_Row]:
     return [first[slot] for slot in sorted(first)]
 
 
-_COPY_NULL: Final = "\\N"
+_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
+_COPY_TRAILER: Final = b"\xff\xff"
+_COPY_NULL: Final = b"\xff\xff\xff\xff"
+_COPY_FIELDS: Final = struct.pack(">h", 18)
+_uuid_field: Final = struct.Struct(">i16s").pack
+_int4_field: Final = struct.Struct(">ii").pack
+_timestamp_field: Final = struct.Struct(">iq").pack
 
 
-def _copy_field(text: str) -> str:
-    """A text value in COPY's text format: backslash, tab, newline and carriage return escaped."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
+def _text_field(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return struct.pack(">i", len(data)) + data
 
 
-def _copy_number(value: int | None) -> str:
-    return _COPY_NULL if value is None else str(value)
+def _int_field(value: int | None) -> bytes:
+    return _COPY_NULL if value is None else _int4_field(4, value)
 
 
-def _copy_text(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
-    """The rows as `job_copy` reads them, built the way pg-boss's `insert()` builds a job: the queue's
-    settings where the job sets none, state `created`, `keep_until` = start_after + retention.
+def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
+    """The rows as `job_copy` reads them (PostgreSQL's binary COPY format), built the way pg-boss's
+    `insert()` builds a job: the queue's settings where the job sets none, state `created`, `keep_until`
+    = start_after + retention.
 
-    Rendered here, not by the driver, so it can run in the planning thread; the parts every row shares
-    are rendered once (a row formats only its own fields)."""
-    retention = timedelta(seconds=settings.retention_seconds)
-    head = f"\t{_copy_field(name)}\t"
-    created_on = f"\t{settings.now.isoformat()}\t"
+    Rendered here, not by the driver, so it can run in the planning thread; binary, so the server parses
+    no text (ids, timestamps, integers); the fields every row shares are rendered once."""
+    retention = timedelta(seconds=settings.retention_seconds) // _MICROSECOND
+    name_field = _text_field(name)
+    state_field = _text_field("created")
+    created_on = _timestamp_field(8, (settings.now - _PG_EPOCH) // _MICROSECOND)
+    backoff = b"\x00\x00\x00\x01" + (b"\x01" if settings.retry_backoff else b"\x00")
     tail = (
-        f"\t{_copy_field(settings.policy)}\t"
-        f"{_COPY_NULL if settings.dead_letter is None else _copy_field(settings.dead_letter)}\t"
-        f"{_copy_number(settings.heartbeat_seconds)}\n"
+        _text_field(settings.policy)
+        + (_COPY_NULL if settings.dead_letter is None else _text_field(settings.dead_letter))
+        + _int_field(settings.heartbeat_seconds)
     )
-    backoff = "t" if settings.retry_backoff else "f"
-    middles: dict[tuple[int | None, int | None, int | None], str] = {}
-    lines: list[str] = []
-    for job_id, data, priority, start_after, key, own_limit, own_delay, own_expire in rows:
-        middle = middles.get((own_limit, own_delay, own_expire))
-        if middle is None:
-            limit = settings.retry_limit if own_limit is None else own_limit
-            delay = settings.retry_delay if own_delay is None else own_delay
-            expire = settings.expire_seconds if own_expire is None else own_expire
-            middle = middles[(own_limit, own_delay, own_expire)] = (
-                f"\t{limit}\t{delay}\t{backoff}\t{_copy_number(settings.retry_delay_max)}\t{expire}\t"
-                f"{settings.deletion_seconds}\t"
+    middles: dict[tuple[int | None, int | None, int | None], bytes] = {}
+    out = [_COPY_SIGNATURE]
+    try:
+        for job_id, data, priority, start_after, key, own_limit, own_delay, own_expire in rows:
+            middle = middles.get((own_limit, own_delay, own_expire))
+            if middle is None:
+                middle = middles[(own_limit, own_delay, own_expire)] = b"".join(
+                    (
+                        _int_field(settings.retry_limit if own_limit is None else own_limit),
+                        _int_field(settings.retry_delay if own_delay is None else own_delay),
+                        backoff,
+                        _int_field(settings.retry_delay_max),
+                        _int_field(settings.expire_seconds if own_expire is None else own_expire),
+                        _int_field(settings.deletion_seconds),
+                    )
+                )
+            payload = data.encode("utf-8")
+            start = (start_after - _PG_EPOCH) // _MICROSECOND
+            out.append(
+                b"".join(
+                    (
+                        _COPY_FIELDS,
+                        _uuid_field(16, bytes.fromhex(job_id.replace("-", ""))),
+                        name_field,
+                        struct.pack(">ib", len(payload) + 1, 1),  # jsonb: format version 1, then the text
+                        payload,
+                        _int4_field(4, priority),
+                        state_field,
+                        _timestamp_field(8, start),
+                        created_on,
+                        _COPY_NULL if key is None else _text_field(key),
+                        middle,
+                        _timestamp_field(8, start + retention),
+                        tail,
+                    )
+                )
             )
-        lines.append(
-            f"{job_id}{head}{_copy_field(data)}\t{priority}\tcreated\t{start_after.isoformat()}{created_on}"
-            f"{_COPY_NULL if key is None else _copy_field(key)}{middle}"
-            f"{(start_after + retention).isoformat()}{tail}"
-        )
-    return "".join(lines).encode()
+    except struct.error as exc:
+        raise PlanError(
+            f'Queue "{name}": a job setting is outside PostgreSQL\'s integer range ({exc}).'
+        ) from exc
+    except UnicodeEncodeError as exc:
+        raise PlanError(
+            f'Queue "{name}": a payload or singleton key is not valid Unicode text ({exc}).'
+        ) from exc
+    out.append(_COPY_TRAILER)
+    return b"".join(out)
 
 
 def _holders(

@@ -136,7 +136,7 @@ COPY {schema}.job (
   retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
   keep_until, policy, dead_letter, heartbeat_seconds
 )
-FROM STDIN
+FROM STDIN (FORMAT BINARY)
 
 -- name: queue_notify
 -- Wake pg-boss workers listening for this queue. The channel is "pgboss_" plus the first 24 hex digits
