@@ -247,13 +247,18 @@ class FanoutReport:
         if totals is None:
             totals = self.queues[result.queue.logical] = QueueTotals(result.queue)
         limit = self.detail_limit
-        for outcome in result.outcomes:
-            totals.planned += 1
-            if isinstance(outcome, Accepted):
-                totals.accepted += 1
-                if limit is None or len(totals.accepted_sample) < limit:
-                    totals.accepted_sample.append(outcome)
-            else:
+        outcomes = result.outcomes
+        # Counted by list operations rather than one outcome at a time: this runs between a fan-out's
+        # chunks, while the queue database waits for the next one.
+        accepted = [o for o in outcomes if type(o) is Accepted]
+        totals.planned += len(outcomes)
+        totals.accepted += len(accepted)
+        kept = totals.accepted_sample
+        kept.extend(accepted if limit is None else accepted[: max(0, limit - len(kept))])
+        if len(accepted) == len(outcomes):
+            return
+        for outcome in outcomes:
+            if isinstance(outcome, Dropped):
                 reason = outcome.reason
                 totals.dropped_by_reason[reason] = totals.dropped_by_reason.get(reason, 0) + 1
                 if limit is None or len(totals.dropped_sample) < limit:
