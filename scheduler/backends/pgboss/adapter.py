@@ -380,9 +380,15 @@ def _query(name: str, schema: str) -> sql.Composed:
 
 @contextmanager
 def _driver_errors(action: str, queue: QueueRef) -> Iterator[None]:
-    """Translate driver errors into `BackendError`, keeping the original as `__cause__`."""
+    """Translate driver errors into `BackendError` (and text the driver cannot encode into `PlanError`),
+    keeping the original as `__cause__`."""
     try:
         yield
+    except UnicodeEncodeError as exc:
+        raise PlanError(
+            f'pg-boss {action} for queue "{queue.name}": a payload or singleton key is not valid Unicode '
+            f"text ({exc}). Nothing of the tick is committed."
+        ) from exc
     except psycopg.Error as exc:
         detail = exc.diag.message_primary or str(exc).strip()
         raise BackendError(

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import pytest
 
+from scheduler.errors import PlanError
 from scheduler.types import Accepted, Batch, Dropped, DropReason, JobOptions, JobSpec, JsonText
 from tests.integration.pgboss.conftest import BOTH_PATHS
 from tests.integration.pgboss.interop import (
@@ -153,3 +155,13 @@ def test_payloads_and_keys_arrive_byte_for_byte(
         *((f"key {t}", {"text": t, "nested": {"list": [t]}}) for t in NASTY),
         ("key json", json.loads(as_text)),
     ]
+
+
+@BOTH_PATHS
+def test_text_that_is_not_unicode_is_a_plan_error(
+    conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
+) -> None:
+    """A lone surrogate (no UTF-8 form) in a singleton key is refused as a plan error on either path."""
+    batch = Batch(queue_ref(SETTINGS_QUEUE), (job("a", "key \ud800", datetime.now(UTC)),))
+    with pytest.raises(PlanError, match="not valid Unicode"):
+        backend.enqueue_many(conn, batch)
