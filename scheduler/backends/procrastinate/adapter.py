@@ -384,6 +384,11 @@ def _fetch_all(
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query, params)
             return cur.fetchall()
+    except UnicodeEncodeError as exc:
+        raise PlanError(
+            f"procrastinate queue {queue.name!r} ({queue.logical}): a queueing lock or argument is not valid "
+            f"Unicode text ({exc}). Nothing of this batch is committed by the scheduler."
+        ) from exc
     except psycopg.Error as exc:
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
         raise BackendError(

@@ -96,6 +96,14 @@ def test_unserializable_args_are_rejected_before_any_write(
     assert CountingCursor.statements == 0
 
 
+def test_text_that_is_not_unicode_is_a_plan_error(
+    backend: ProcrastinateBackend, counted: psycopg.Connection[Any]
+) -> None:
+    """A queueing lock with a lone surrogate (no UTF-8 form) is refused as a plan error, not a crash."""
+    with pytest.raises(PlanError, match="not valid Unicode"):
+        backend.enqueue_many(counted, batch(spec("a", "lock \ud800")))
+
+
 def test_database_errors_become_backend_errors(
     backend: ProcrastinateBackend, conn: psycopg.Connection[Any]
 ) -> None:
