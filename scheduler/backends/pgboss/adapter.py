@@ -155,7 +155,7 @@ class PgBossBackend:
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
     ) -> Callable[[Batch], object]:
         """Read the queue's settings and pg-boss's clock once, for a whole fan-out, and return a function
-        that turns a batch into what `enqueue_many` sends (ids, rows, the COPY text) without the database:
+        that turns a batch into what `enqueue_many` sends (ids, rows, the binary COPY data) without the database:
         the fan-out calls it in its planning thread, so chunk N+1 is encoded while chunk N is written.
         With `dry`, for `predict_many`: the same checks, nothing encoded. Raises `QueueMissing` when the
         queue does not exist."""
@@ -301,7 +301,7 @@ class PgBossBackend:
             return name in self._slots_taken.get(conn, ())
 
     def _prepare(self, batch: Batch, settings: _QueueSettings, *, copy: bool) -> _Prepared:
-        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY text of a batch. Pure."""
+        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY data of a batch. Pure."""
         _require_keys(batch, settings.policy)
         ids = _new_ids(len(batch.jobs))
         rows = _encode(batch.jobs, ids)
