@@ -116,8 +116,9 @@ class Fanout:
     detail_limit: int | None = 10_000
     preview_limit: int = PREVIEW_JOBS
     spill_after: int = 250_000
-    """Singleton keys a tick holds in memory before `TickKeys` moves them to a temporary table (about
-    60 MB at this default; the table costs the queue database a write and an update per key)."""
+    """Singleton keys a tick holds in memory before `TickKeys` moves them to temporary tables (about
+    50 MB at this default; past it, each chunk costs the queue database one claim statement and one COPY
+    of its holders)."""
     plan_ahead: int = 2
     """Batches the cohort read, the plan, the tick-key split and the backend's encoding may run ahead of the
     enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes

@@ -499,7 +499,7 @@ def _insert_staged(conn: psycopg.Connection[Any], schema: str, name: str, rows: 
     return inserted
 
 
-def _insert_copied(conn: psycopg.Connection[Any], schema: str, text: bytes) -> bool:
+def _insert_copied(conn: psycopg.Connection[Any], schema: str, data: bytes) -> bool:
     """COPY whole job rows (`_copy_rows`) straight into the job table, optimistically, inside a savepoint;
     return False when a row hit a policy index (the COPY was rolled back and nothing of it remains).
 
@@ -509,7 +509,7 @@ def _insert_copied(conn: psycopg.Connection[Any], schema: str, text: bytes) -> b
     """
     try:
         with conn.transaction(), conn.cursor() as cur, cur.copy(_query("job_copy", schema)) as copy:
-            copy.write(text)
+            copy.write(data)
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -534,14 +534,17 @@ _COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 
 _COPY_TRAILER: Final = b"\xff\xff"
 _COPY_NULL: Final = b"\xff\xff\xff\xff"
 _COPY_FIELDS: Final = struct.pack(">h", 18)
+_length: Final = struct.Struct(">i").pack
 _uuid_field: Final = struct.Struct(">i16s").pack
+_jsonb_header: Final = struct.Struct(">ib").pack
+"""A jsonb field's length, then its binary format version (1); the JSON text follows."""
 _int4_field: Final = struct.Struct(">ii").pack
 _timestamp_field: Final = struct.Struct(">iq").pack
 
 
 def _text_field(text: str) -> bytes:
     data = text.encode("utf-8")
-    return struct.pack(">i", len(data)) + data
+    return _length(len(data)) + data
 
 
 def _int_field(value: int | None) -> bytes:
@@ -589,7 +592,7 @@ def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
                         _COPY_FIELDS,
                         _uuid_field(16, bytes.fromhex(job_id.replace("-", ""))),
                         name_field,
-                        struct.pack(">ib", len(payload) + 1, 1),  # jsonb: format version 1, then the text
+                        _jsonb_header(len(payload) + 1, 1),
                         payload,
                         _int4_field(4, priority),
                         state_field,

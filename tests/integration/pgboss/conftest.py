@@ -47,8 +47,8 @@ def conn(pgboss_dsn: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> PgBossBackend:
-    """The adapter with its default COPY threshold; a module takes both insert paths with
-    `pytestmark = BOTH_PATHS` (the array INSERT, and the direct COPY with threshold 0)."""
+    """The adapter with its default COPY threshold; a test marked `@BOTH_PATHS` runs through both insert
+    paths (the array INSERT, and the direct COPY with threshold 0)."""
     return PgBossBackend(copy_threshold=getattr(request, "param", COPY_THRESHOLD))
 
 

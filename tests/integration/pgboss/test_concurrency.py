@@ -62,10 +62,10 @@ def _wait_for_lock(dsn: str, pid: int) -> None:
 
 @pytest.mark.parametrize("other_commits", [True, False], ids=["other-commits", "other-rolls-back"])
 def test_slot_taken_between_check_and_copy(pgboss_dsn: str, other_commits: bool) -> None:
-    """The COPY path checks slots, then COPYs. A slot another transaction took (uncommitted, so the check
-    missed it) makes the COPY wait; if that transaction commits, the COPY fails on the index, is rolled
-    back to its savepoint and the chunk goes through INSERT … ON CONFLICT: the slot is reported held by the
-    other job and every other row lands once. If it rolls back, the COPY simply goes through."""
+    """A slot another transaction took and has not committed makes the direct COPY wait on the index; if
+    that transaction commits, the COPY fails on the index, is rolled back to its savepoint and the chunk
+    goes through INSERT … ON CONFLICT: the slot is reported held by the other job and every other row
+    lands once. If it rolls back, the COPY simply goes through."""
     copying = PgBossBackend(copy_threshold=0)
     now = datetime.now(UTC)
     results: list[ChunkResult] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -52,7 +52,8 @@ def test_holder_read_probes_the_index_per_slot_against_a_backlog(
         prepare=False,
     ).fetchone()
     assert row is not None
-    nodes = _nodes(row[0][0]["Plan"])  # type: ignore[index]
+    (plan,) = cast("list[dict[str, Any]]", row[0])  # EXPLAIN (FORMAT JSON): one plan in a JSON array
+    nodes = _nodes(plan["Plan"])
     kinds = [node["Node Type"] for node in nodes]
 
     assert "Seq Scan" not in kinds, kinds
