@@ -20,7 +20,6 @@ Which inserts a policy can refuse (research/pgboss.md §1–2). A new row is alw
 from __future__ import annotations
 
 import json
-import os
 import struct
 import threading
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from weakref import WeakKeyDictionary
 import psycopg
 from psycopg import sql
 
+from scheduler.backends.pgboss.ids import JobIds
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
@@ -162,9 +162,10 @@ class PgBossBackend:
         settings = self._live_settings(conn, queue)
         if dry:
             return lambda batch: _checked(batch, settings)
+        ids = JobIds()  # one generator for the fan-out's jobs in this queue: ids grow chunk to chunk
 
         def prepare(batch: Batch) -> _Prepared:
-            return self._prepare(batch, settings, copy=not self._copy_failed_before(conn, queue.name))
+            return self._prepare(batch, settings, ids, copy=not self._copy_failed_before(conn, queue.name))
 
         return prepare
 
@@ -188,7 +189,10 @@ class PgBossBackend:
             prepared
             if isinstance(prepared, _Prepared)
             else self._prepare(
-                batch, self._live_settings(conn, queue), copy=not self._copy_failed_before(conn, queue.name)
+                batch,
+                self._live_settings(conn, queue),
+                JobIds(),
+                copy=not self._copy_failed_before(conn, queue.name),
             )
         )
         policy = chunk.settings.policy
@@ -300,14 +304,22 @@ class PgBossBackend:
         with self._lock:
             return name in self._slots_taken.get(conn, ())
 
-    def _prepare(self, batch: Batch, settings: _QueueSettings, *, copy: bool) -> _Prepared:
-        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY data of a batch. Pure."""
+    def _prepare(self, batch: Batch, settings: _QueueSettings, new_ids: JobIds, *, copy: bool) -> _Prepared:
+        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY data of a batch.
+
+        Every path inserts rows sorted by slot (then batch order), so the ids are handed out in that order:
+        each insert then appends to the job table's primary key (`JobIds`). No database."""
         _require_keys(batch, settings.policy)
-        ids = _new_ids(len(batch.jobs))
-        rows = _encode(batch.jobs, ids)
+        jobs = batch.jobs
+        slots = [job.singleton_key or "" for job in jobs]
+        order = sorted(range(len(jobs)), key=slots.__getitem__)
+        ids = [""] * len(jobs)
+        for i, job_id in zip(order, new_ids.take(len(jobs)), strict=True):
+            ids[i] = job_id
+        rows = _encode(jobs, ids)
         if not copy or len(rows) <= self.copy_threshold:
             return _Prepared(settings, ids, rows)
-        sending = _first_per_slot(rows, settings.policy)
+        sending = _copied(rows, order, settings.policy)
         accepted = None
         if len(sending) == len(rows):
             accepted = tuple(Accepted(key=job.key, job_id=i) for job, i in zip(batch.jobs, ids, strict=True))
@@ -395,18 +407,6 @@ def _driver_errors(action: str, queue: QueueRef) -> Iterator[None]:
             f'pg-boss {action} failed for queue "{queue.name}" in schema "{_schema(queue)}": {detail}. '
             f"The transaction is aborted; roll it back (nothing of it is committed)."
         ) from exc
-
-
-def _new_ids(n: int) -> list[str]:
-    """`n` random version-4 UUIDs as text, like `str(uuid.uuid4())` but from one read of the OS's random
-    source (the job ids; uuid4 per job was a tenth of a fan-out's client time)."""
-    raw = os.urandom(16 * n)
-    ids: list[str] = []
-    for offset in range(0, 16 * n, 16):
-        h = raw[offset : offset + 16].hex()
-        # Version nibble 4; variant bits 10 (the first hex digit of the 4th group is 8, 9, a or b).
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}")
-    return ids
 
 
 def _slot(job: JobSpec) -> str:
@@ -515,17 +515,22 @@ def _insert_copied(conn: psycopg.Connection[Any], schema: str, data: bytes) -> b
     return True
 
 
-def _first_per_slot(rows: list[_Row], policy: str) -> list[_Row]:
-    """The rows a direct COPY sends. Under a dedup policy (short, stately, exclusive) only the first row
-    of the batch for each slot (the others are the batch's own drops, as ON CONFLICT would make them),
-    sorted by slot like the INSERT path, so overlapping fan-outs lock slots in one order. Other policies
-    have no index a new row can hit: every row."""
+def _copied(rows: list[_Row], order: list[int], policy: str) -> list[_Row]:
+    """The rows a direct COPY sends, in `order` (by slot, then batch order), like the INSERT paths: so
+    overlapping fan-outs lock slots in one order, and the ids grow. Under a dedup policy (short, stately,
+    exclusive) only the first row of the batch for each slot (the others are the batch's own drops, as
+    ON CONFLICT would make them); other policies have no index a new row can hit: every row."""
     if policy not in _DEDUP_POLICIES:
-        return rows
-    first: dict[str, _Row] = {}
-    for row in rows:
-        first.setdefault(row[4] or "", row)
-    return [first[slot] for slot in sorted(first)]
+        return [rows[i] for i in order]
+    sent: list[_Row] = []
+    last: str | None = None
+    for i in order:
+        row = rows[i]
+        slot = row[4] or ""
+        if slot != last:
+            sent.append(row)
+            last = slot
+    return sent
 
 
 _PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
