@@ -24,7 +24,8 @@ DESCRIPTION = """\
 Fan-out scheduler for Postgres job queues (pg-boss, procrastinate).
 
 At each cron tick a schedule selects a cohort of entities and enqueues one job per entity with one bulk
-statement per queue, reporting every entity as accepted (with job id) or dropped (with the reason).
+statement per queue and 5,000-job chunk, on one connection, reporting every entity as accepted (with job
+id) or dropped (with the reason).
 """
 
 EPILOG = """\
