@@ -23,9 +23,9 @@ EXIT_USAGE = 2
 DESCRIPTION = """\
 Fan-out scheduler for Postgres job queues (pg-boss, procrastinate).
 
-At each cron tick a schedule selects a cohort of entities and enqueues one job per entity with one bulk
-statement per queue and 5,000-job chunk, on one connection, reporting every entity as accepted (with job
-id) or dropped (with the reason).
+At each cron tick a schedule selects a cohort of entities and enqueues one job per entity on one
+connection, in one COPY per pg-boss queue (or one bulk statement per 5,000-job chunk), reporting every
+entity as accepted (with job id) or dropped (with the reason).
 """
 
 EPILOG = """\

@@ -10,11 +10,19 @@ is read on its own read-only connection to the app database and streamed in chun
 Each chunk is planned, split against the tick's singleton keys and encoded by its backend (`preparer`) in
 a planning thread, while the enqueue loop writes the chunk before it; only the enqueue, the report and
 (past `spill_after` keys) the key bookkeeping use the queue connection, always from the enqueue loop.
+
+The chunks of a pg-boss queue go into one COPY for the whole fan-out (a `ChunkStream`) while that is safe:
+no slot of the queue was held when the fan-out began, and the tick's keys are in memory (past
+`spill_after` every chunk needs the connection for its key claim, so the stream ends there). Each chunk's
+results are known as it is written, because the COPY lands whole or not at all; if it is refused (a slot
+taken meanwhile), the fan-out is rolled back to a savepoint and done again one statement per chunk, each
+chunk then finding its own held slots.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -26,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 
-from scheduler.backends.base import Backend
+from scheduler.backends.base import Backend, ChunkStream, StreamRefused
 from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
 from scheduler.config.lint import DROPPING_POLICIES
@@ -59,6 +67,7 @@ HISTOGRAM_BUCKET = timedelta(minutes=5)
 STAGGER_SAMPLES = 1000
 """At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
 FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
+log = logging.getLogger(__name__)
 
 
 def default_backends() -> dict[BackendKind, Backend]:
@@ -123,6 +132,9 @@ class Fanout:
     """Batches the cohort read, the plan, the tick-key split and the backend's encoding may run ahead of the
     enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes
     this one; 0 does all of it in line."""
+    stream: bool = True
+    """Send a queue's chunks as one statement (`ChunkStream`) while that is safe: no slot of the queue held
+    when the fan-out starts, the tick's keys in memory. False: one statement per chunk."""
 
     def schedule(self, name: str) -> Schedule:
         try:
@@ -446,6 +458,40 @@ class _StaggerSampler:
             self.seen += 1
 
 
+class _Streams:
+    """The fan-out's open `ChunkStream`, at most one at a time on the queue connection: a chunk its stream
+    does not accept ends it (and takes a new stream, or the per-chunk path)."""
+
+    def __init__(self, backends: Mapping[BackendKind, Backend], conn: psycopg.Connection[Any]) -> None:
+        self._backends = backends
+        self._conn = conn
+        self._open: ChunkStream | None = None
+
+    def write(self, batch: Batch, prepared: object | None) -> ChunkResult | None:
+        """The batch's results if it went into a stream; None if it must be enqueued on its own (any open
+        stream is closed first, so the connection is free)."""
+        if self._open is not None and not self._open.accepts(batch.queue, prepared):
+            self.close()
+        if self._open is None:
+            candidate = self._backends[batch.queue.backend].open_stream(self._conn, batch.queue)
+            if candidate is None or not candidate.accepts(batch.queue, prepared):
+                return None
+            self._open = candidate
+        return self._open.write(batch, prepared)
+
+    def close(self) -> None:
+        """End the open stream; raises `StreamRefused` when it failed as a whole."""
+        stream, self._open = self._open, None
+        if stream is not None:
+            stream.close()
+
+    def on_error(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        """ExitStack callback: a fan-out that fails with a stream open ends the stream with its error."""
+        stream, self._open = self._open, None
+        if stream is not None and error is not None:
+            stream.abort(error)
+
+
 def _describe_all(
     fanout: Fanout, conn: psycopg.Connection[Any], queues: list[QueueRef], *, create: bool
 ) -> tuple[dict[str, QueueInfo], list[QueueRef]]:
@@ -491,7 +537,35 @@ def plan_only(fanout: Fanout, name: str, tick: datetime) -> FanoutResult:
 def _run(
     fanout: Fanout, conn: psycopg.Connection[Any] | None, name: str, tick: datetime, *, dry: bool
 ) -> FanoutResult:
+    """One fan-out. A real one first tries to send each queue's chunks as one statement (`ChunkStream`)
+    under a savepoint; if a stream is refused (a slot turned out held), the savepoint is rolled back and
+    the tick is done again, cohort and all, chunk by chunk (each chunk then finds its own held slots)."""
     started = time.perf_counter()
+    if dry or conn is None or not fanout.stream:
+        return _run_once(fanout, conn, name, tick, dry=dry, stream=False, started=started)
+    try:
+        with conn.transaction():
+            return _run_once(fanout, conn, name, tick, dry=False, stream=True, started=started)
+    except StreamRefused as refused:
+        log.info(
+            "schedule %r, tick %s: one statement per queue was refused (%s); enqueuing chunk by chunk",
+            name,
+            tick.isoformat(),
+            refused,
+        )
+    return _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
+
+
+def _run_once(
+    fanout: Fanout,
+    conn: psycopg.Connection[Any] | None,
+    name: str,
+    tick: datetime,
+    *,
+    dry: bool,
+    stream: bool,
+    started: float,
+) -> FanoutResult:
     schedule = fanout.schedule(name)
     queues = queues_of(fanout.loaded.config, schedule)
     report = FanoutReport(
@@ -517,9 +591,12 @@ def _run(
             for q in queues
             if q.logical not in to_create
         }
-    with fanout.open_cohort(name, tick) as stream:
-        sample = _StaggerSampler(preview, tick, max(1, (stream.total or 0) // STAGGER_SAMPLES))
-        planned = _chunks(fanout.plan(name, tick, stream, preview), keys, preparers, sample)
+    writer = _Streams(fanout.backends, conn) if stream and conn is not None and not missing else None
+    with fanout.open_cohort(name, tick) as cohort, ExitStack() as cleanup:
+        if writer is not None:
+            cleanup.push(writer.on_error)
+        sample = _StaggerSampler(preview, tick, max(1, (cohort.total or 0) // STAGGER_SAMPLES))
+        planned = _chunks(fanout.plan(name, tick, cohort, preview), keys, preparers, sample)
         with closing(ahead(planned, fanout.plan_ahead, name="scheduler-plan")) as chunks:
             for chunk in chunks:
                 batch = chunk.batch
@@ -531,6 +608,10 @@ def _run(
                 prepared = chunk.prepared
                 split = chunk.split
                 if split is None:
+                    if writer is not None:
+                        # The keys moved to the queue database, which a stream keeps busy: no more streams.
+                        writer.close()
+                        writer = None
                     split = keys.split(batch)
                     assert split is not None  # without memory_only, split always splits
                     if split[1]:
@@ -545,6 +626,8 @@ def _run(
                     result = backend.predict_many(
                         conn, sent, placed.setdefault(batch.queue.logical, set()), prepared
                     )
+                elif writer is not None and (streamed := writer.write(sent, prepared)) is not None:
+                    result = streamed
                 else:
                     result = backend.enqueue_many(conn, sent, prepared)
                 if not dry:  # a prediction has no job ids to remember
@@ -552,6 +635,8 @@ def _run(
                 if drops:
                     drops = keys.name_holders(batch.queue.logical, drops)
                 report.add(_merge(batch, sent, result, drops))
+        if writer is not None:
+            writer.close()
     report.cohort_size = preview.stats.rows
     report.duration_seconds = time.perf_counter() - started
     return FanoutResult(report=report, preview=preview, queue_infos=infos)

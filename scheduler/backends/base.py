@@ -22,6 +22,40 @@ if TYPE_CHECKING:
     from scheduler.types import BackendKind, Batch, ChunkResult, QueueInfo, QueueRef
 
 
+class StreamRefused(Exception):
+    """A `ChunkStream`'s statement was refused as a whole (a slot was already held): nothing it wrote
+    remains once the caller rolls back to a savepoint taken before the stream's first write, and the
+    results it returned are void."""
+
+
+class ChunkStream(Protocol):
+    """One bulk statement kept open across a fan-out's chunks (pg-boss: one COPY into the job table).
+
+    `write` returns each chunk's results at once, as they will be if the statement lands: every job
+    written is accepted, and repeats of a slot within a chunk are dropped naming the chunk's first job of
+    that slot. `close` ends the statement: it raises `StreamRefused` when the statement failed as a whole,
+    and then every result `write` returned is void (the caller rolls back to a savepoint taken before the
+    first write and does the fan-out again without a stream). While a stream is open its connection runs
+    nothing else.
+    """
+
+    def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
+        """Whether this chunk (of `queue`, as its backend's `preparer` encoded it) can go into this stream."""
+        ...
+
+    def write(self, batch: Batch, prepared: object) -> ChunkResult:
+        """Send the batch (encoded as `prepared`) into the statement; return its results if it lands."""
+        ...
+
+    def close(self) -> None:
+        """End the statement (no-op if nothing was written). Raises `StreamRefused` or `BackendError`."""
+        ...
+
+    def abort(self, error: BaseException) -> None:
+        """End the statement because of `error`, which the caller raises; the transaction is then aborted."""
+        ...
+
+
 class Backend(Protocol):
     """An adapter for one queue system's tables (pg-boss 12, procrastinate 3)."""
 
@@ -81,6 +115,11 @@ class Backend(Protocol):
         `prepared` is what this backend's `preparer` function returned for this very batch; without it
         the batch is encoded here.
         """
+        ...
+
+    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> ChunkStream | None:
+        """A stream that writes this fan-out's chunks for `queue` (and for other queues it `accepts`) as one
+        statement, or None when this backend has none. Touches nothing until its first `write`."""
         ...
 
     def predict_many(

@@ -22,8 +22,9 @@ from scheduler.planning.ticks import previous_tick
 HELP = "run one tick of a schedule now and print what was accepted and dropped"
 DESCRIPTION = """\
 Runs one tick of SCHEDULE end to end: selects the cohort, plans one job per entity, enqueues each queue's
-jobs with one bulk statement per 5,000-job chunk on one connection, and prints the report: accepted and dropped counts, drops
-by reason, the dropped keys (the first 20; all with --json), duration and connections used.
+jobs on one connection (one COPY per pg-boss queue, or one bulk statement per 5,000-job chunk), and prints
+the report: accepted and dropped counts, drops by reason, the dropped keys (the first 20; all with --json),
+duration and connections used.
 
 The tick is --at (an ISO instant) or, by default, the schedule's latest tick at or before now. It does not
 record the tick in the sidecar's ledger: per-entity singleton keys keep a repeat from doubling jobs.

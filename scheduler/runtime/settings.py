@@ -71,7 +71,11 @@ class Settings(BaseSettings):
     grace_period: Duration = Field(
         timedelta(seconds=30), description="On SIGTERM, how long the tick in flight may take to finish."
     )
-    chunk_size: int = Field(5000, ge=1, description="Jobs per bulk statement.")
+    chunk_size: int = Field(
+        5000,
+        ge=1,
+        description="Jobs per planned chunk (and per statement where chunks cannot share one COPY).",
+    )
     connect_timeout: int = Field(5, ge=1, description="Seconds to wait for a database connection.")
     test_clock_speed: float = Field(
         1.0, gt=0, description="Testing: schedule time runs this many times faster than real time."

@@ -6,7 +6,8 @@ unique indexes then decide, inside PostgreSQL, which rows land (`ON CONFLICT DO 
 the ids that did not come back are the drops, and one more query names the job holding each slot.
 A large chunk is first COPYed straight into the job table, all or nothing: when no slot is held (a fresh
 tick) every row lands at COPY speed; when one is, the COPY is rolled back to a savepoint and the chunk
-takes the ON CONFLICT path, so the report is the same either way.
+takes the ON CONFLICT path, so the report is the same either way. A fan-out into a queue where no slot
+was held sends all its chunks through one such COPY (`open_stream`); see `scheduler.fanout`.
 
 Which inserts a policy can refuse (research/pgboss.md §1–2). A new row is always `created`, so:
 - `short` and `stately` refuse a row when a `created` job of the same queue, policy and key exists
@@ -22,8 +23,8 @@ from __future__ import annotations
 import json
 import struct
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 from weakref import WeakKeyDictionary
@@ -31,6 +32,7 @@ from weakref import WeakKeyDictionary
 import psycopg
 from psycopg import sql
 
+from scheduler.backends.base import StreamRefused
 from scheduler.backends.pgboss.ids import JobIds
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
@@ -164,8 +166,22 @@ class PgBossBackend:
             return lambda batch: _checked(batch, settings)
         ids = JobIds()  # one generator for the fan-out's jobs in this queue: ids grow chunk to chunk
 
+        keyless_before = False
+
         def prepare(batch: Batch) -> _Prepared:
-            return self._prepare(batch, settings, ids, copy=not self._copy_failed_before(conn, queue.name))
+            nonlocal keyless_before
+            # At any size: a chunk at or below the threshold takes the array INSERT on its own, but may go
+            # into the fan-out's stream.
+            chunk = self._prepare(
+                batch, settings, ids, copy=not self._copy_failed_before(conn, queue.name), any_size=True
+            )
+            if settings.policy in _DEDUP_POLICIES and any(job.singleton_key is None for job in batch.jobs):
+                # Keyless jobs share one slot, which the tick's keys do not track: a later chunk's would
+                # hit the one an earlier chunk took, so it stays out of the stream (see `_CopyStream`).
+                if keyless_before:
+                    chunk = replace(chunk, repeats_slot=True)
+                keyless_before = True
+            return chunk
 
         return prepare
 
@@ -225,6 +241,11 @@ class PgBossBackend:
                 holder = holders.get(_slot(job))
                 outcomes.append(_conflict(job, policy, holder))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
+
+    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> _CopyStream:
+        """One COPY into the job table of `queue`'s schema for the fan-out's chunks: of this queue and of
+        the schema's other queues, while no slot of theirs was held when their settings were read."""
+        return _CopyStream(self, conn, _schema(queue))
 
     def predict_many(
         self,
@@ -304,8 +325,11 @@ class PgBossBackend:
         with self._lock:
             return name in self._slots_taken.get(conn, ())
 
-    def _prepare(self, batch: Batch, settings: _QueueSettings, new_ids: JobIds, *, copy: bool) -> _Prepared:
-        """Ids, rows and (above the COPY threshold, unless `copy` is off) the COPY data of a batch.
+    def _prepare(
+        self, batch: Batch, settings: _QueueSettings, new_ids: JobIds, *, copy: bool, any_size: bool = False
+    ) -> _Prepared:
+        """Ids, rows and (above the COPY threshold, or at any size with `any_size`, unless `copy` is off)
+        the COPY data of a batch.
 
         Every path inserts rows sorted by slot (then batch order), so the ids are handed out in that order:
         each insert then appends to the job table's primary key (`JobIds`). No database."""
@@ -317,7 +341,7 @@ class PgBossBackend:
         for i, job_id in zip(order, new_ids.take(len(jobs)), strict=True):
             ids[i] = job_id
         rows = _encode(jobs, ids)
-        if not copy or len(rows) <= self.copy_threshold:
+        if not copy or (len(rows) <= self.copy_threshold and not any_size):
             return _Prepared(settings, ids, rows)
         sending = _copied(rows, order, settings.policy)
         accepted = None
@@ -358,6 +382,8 @@ class _QueueSettings:
     dead_letter: str | None
     heartbeat_seconds: int | None
     now: datetime
+    slots_held: bool = False
+    """Whether, when the settings were read, a job held a slot a new row could hit under this policy."""
 
 
 _Row = tuple[str, str, int, Any, str | None, int | None, int | None, int | None]
@@ -373,12 +399,104 @@ class _Prepared:
     """One new job id per job of the batch, in order."""
     rows: list[_Row]
     copy_data: bytes | None = None
-    """The rows the direct COPY sends, in COPY's binary format; None below the threshold or once a COPY of
-    this queue hit a held slot on the connection."""
+    """The rows the direct COPY sends, in COPY's binary format; None at or below the threshold outside a
+    fan-out's preparer, or once a COPY of this queue hit a held slot on the connection."""
     copied_ids: frozenset[str] = frozenset()
     """The ids of the rows in `copy_data`."""
     accepted: tuple[Outcome, ...] | None = None
     """Every job accepted, in order: the outcomes when the COPY lands every row of the batch."""
+    repeats_slot: bool = False
+    """A job of the batch has no singleton key and an earlier batch of the fan-out had one too, under a
+    policy that allows one job per slot: the batch cannot share the fan-out's COPY."""
+
+
+class _CopyStream:
+    """The `ChunkStream` of pg-boss: one binary COPY into `<schema>.job`, rows of any of the schema's
+    queues, sent chunk by chunk as the fan-out plans them. The COPY fails as a whole when a row hits a
+    held slot, so every row written lands or none does; a chunk's own repeats of a slot are left out, as
+    on the direct COPY of a single chunk. Repeats across chunks cannot occur in it: the fan-out drops
+    repeated singleton keys itself (`TickKeys`), and a chunk with keyless jobs after another one
+    (`repeats_slot`) is not accepted. No savepoint of its own: the fan-out takes one around the stream
+    (see `ChunkStream`)."""
+
+    def __init__(self, backend: PgBossBackend, conn: psycopg.Connection[Any], schema: str) -> None:
+        self._backend = backend
+        self._conn = conn
+        self._schema = schema
+        self._open: ExitStack | None = None
+        self._copy: psycopg.Copy | None = None
+        self._queues: dict[str, QueueRef] = {}
+
+    def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
+        return (
+            queue.backend is BackendKind.PGBOSS
+            and _schema(queue) == self._schema
+            and isinstance(prepared, _Prepared)
+            and prepared.copy_data is not None
+            and not prepared.settings.slots_held
+            and not prepared.repeats_slot
+            and not self._backend._copy_failed_before(self._conn, queue.name)
+        )
+
+    def write(self, batch: Batch, prepared: object) -> ChunkResult:
+        # `accepts` said so:
+        assert isinstance(prepared, _Prepared)
+        assert prepared.copy_data is not None
+        queue = batch.queue
+        self._queues.setdefault(queue.name, queue)
+        with _driver_errors("enqueue", queue):
+            if self._copy is None:
+                stack = ExitStack()
+                cur = stack.enter_context(self._conn.cursor())
+                self._copy = stack.enter_context(cur.copy(_query("job_copy", self._schema)))
+                self._open = stack
+                self._copy.write(_COPY_SIGNATURE)
+            self._copy.write(memoryview(prepared.copy_data)[len(_COPY_SIGNATURE) : -len(_COPY_TRAILER)])
+        if prepared.accepted is not None:
+            return ChunkResult(queue=queue, outcomes=prepared.accepted)
+        return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, prepared))
+
+    def close(self) -> None:
+        stack, copy = self._open, self._copy
+        if stack is None or copy is None:
+            return
+        self._open = self._copy = None
+        queue = next(iter(self._queues.values()))
+        try:
+            with _driver_errors("enqueue", queue):
+                copy.write(_COPY_TRAILER)
+                stack.close()
+        except BackendError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                with self._backend._lock:
+                    self._backend._slots_taken.setdefault(self._conn, set()).update(self._queues)
+                diag = exc.__cause__.diag
+                raise StreamRefused(
+                    f'pg-boss schema "{self._schema}": {diag.message_primary} ({diag.message_detail})'
+                ) from exc.__cause__
+            raise
+
+    def abort(self, error: BaseException) -> None:
+        stack = self._open
+        self._open = self._copy = None
+        if stack is not None:
+            stack.__exit__(type(error), error, error.__traceback__)
+
+
+def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...]:
+    """A chunk's results once its COPY landed: the rows sent are accepted; a row left out repeats a slot of
+    the chunk (a dedup policy) and is dropped naming the chunk's first job of that slot, `created`: what
+    `_holders` reads back after the direct COPY of a single chunk."""
+    first: dict[str, str] = {}
+    for job, job_id in zip(batch.jobs, prepared.ids, strict=True):
+        first.setdefault(_slot(job), job_id)
+    policy = prepared.settings.policy
+    return tuple(
+        Accepted(key=job.key, job_id=job_id)
+        if job_id in prepared.copied_ids
+        else _conflict(job, policy, (first[_slot(job)], "created"))
+        for job, job_id in zip(batch.jobs, prepared.ids, strict=True)
+    )
 
 
 def _schema(queue: QueueRef) -> str:

@@ -120,17 +120,28 @@ WHERE name = %(name)s
 
 -- name: queue_settings_get
 -- Everything a job row copies from its queue, and pg-boss's clock (job_now(): now() unless a pg-boss test
--- clock overrides it), for the direct COPY path, which writes whole job rows itself.
-SELECT policy, retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,
-  retention_seconds, dead_letter, heartbeat_seconds, {schema}.job_now() AS now
-FROM {schema}.queue
-WHERE name = %(name)s
+-- clock overrides it), for the direct COPY path, which writes whole job rows itself; and whether any job
+-- holds a slot a new row could hit under the queue's policy (one probe of the policy's partial index, the
+-- policy spelled out so the planner can match it): if none does, the fan-out's rows can go in as one COPY.
+SELECT q.policy, q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max, q.expire_seconds,
+  q.deletion_seconds, q.retention_seconds, q.dead_letter, q.heartbeat_seconds, {schema}.job_now() AS now,
+  CASE q.policy
+    WHEN 'short' THEN EXISTS (
+      SELECT 1 FROM {schema}.job WHERE name = %(name)s AND policy = 'short' AND state = 'created')
+    WHEN 'stately' THEN EXISTS (
+      SELECT 1 FROM {schema}.job WHERE name = %(name)s AND policy = 'stately' AND state = 'created')
+    WHEN 'exclusive' THEN EXISTS (
+      SELECT 1 FROM {schema}.job WHERE name = %(name)s AND policy = 'exclusive' AND state <= 'active')
+    ELSE false
+  END AS slots_held
+FROM {schema}.queue q
+WHERE q.name = %(name)s
 
 -- name: job_copy
 -- The direct COPY path: whole job rows, as job_insert_staged_many would build them, straight into the job
--- table, inside a savepoint. A row whose slot is already held (a waiting job, or a concurrent fan-out)
--- fails the COPY with a unique violation; the caller rolls back to the savepoint and takes the staging
--- path.
+-- table, inside a savepoint: one chunk's rows, or a whole fan-out's (a stream). A row whose slot is already
+-- held (a waiting job, or a concurrent fan-out) fails the COPY with a unique violation; the caller rolls
+-- back to the savepoint and takes the staging path (for a stream: does the fan-out again chunk by chunk).
 COPY {schema}.job (
   id, name, data, priority, state, start_after, created_on, singleton_key,
   retry_limit, retry_delay, retry_backoff, retry_delay_max, expire_seconds, deletion_seconds,

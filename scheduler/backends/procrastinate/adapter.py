@@ -197,6 +197,10 @@ class ProcrastinateBackend:
                 outcomes.append(_dropped(job, DropReason.POLICY_CONFLICT, holders))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
 
+    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> None:
+        """No stream: each chunk is its own INSERT (ids are taken first, then rows inserted by lock)."""
+        return None
+
     def predict_many(
         self,
         conn: psycopg.Connection[Any],

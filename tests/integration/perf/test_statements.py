@@ -1,6 +1,7 @@
 """The structural facts behind the throughput (benchmarks/ measures the speed; this only counts): whatever
-the cohort size, a fan-out uses one queue connection and, per chunk, one COPY straight into pg-boss's job
-table (no INSERT), plus a fixed handful of small statements."""
+the cohort size, a fan-out uses one queue connection and one COPY straight into pg-boss's job table (no
+INSERT), plus a fixed handful of small statements; a slot held before or during the fan-out turns it into
+one statement per chunk, with the same exact report."""
 
 from __future__ import annotations
 
@@ -9,14 +10,22 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
+import pytest
 from psycopg import sql
 
+from scheduler.backends.pgboss import PgBossBackend
 from scheduler.config import load_config
 from scheduler.fanout import QUEUE_APPLICATION_NAME, Fanout, default_backends, fire
+from scheduler.types import BackendKind, Dropped, DropReason
 from tests.integration.fanout.conftest import HEADER, job_count
+from tests.integration.pgboss.interop import send_steps
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+    from scheduler.backends.base import Backend
+    from scheduler.types import Batch, FanoutReport, QueueRef
 
 TICK = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 CHUNK = 2500
@@ -27,10 +36,12 @@ schedules:
     cron: "0 * * * *"
     cohort:
       sql: select i as key, json_build_object('n', i) as data from generate_series(1, %(size)s) as i
-    queue: bulk
+    queue: %(queue)s
     singleton_key: "n:{key}"
     stagger: { window: 60m, strategy: hash }
 """
+QUEUES = {"bulk": "bulk", "insights": "generate-insight-post"}
+"""Logical → pg-boss name: `bulk` is `standard` (no index can refuse a row), `insights` is `stately`."""
 
 
 class CountingConnection(psycopg.Connection[Any]):
@@ -78,46 +89,121 @@ class CountingFanout(Fanout):
         return conn
 
 
-def _fan_out(tmp_path: Path, queues_db: str, size: int) -> tuple[int, list[str]]:
-    path = tmp_path / f"schedules-{size}.yaml"
-    path.write_text(HEADER + SCHEDULE.replace("%(size)s", str(size)))
+def _fan_out(
+    tmp_path: Path, queues_db: str, size: int, queue: str = "bulk", backend: Backend | None = None
+) -> tuple[FanoutReport, list[str]]:
+    path = tmp_path / f"schedules-{queue}-{size}.yaml"
+    path.write_text(HEADER + SCHEDULE.replace("%(size)s", str(size)).replace("%(queue)s", queue))
     environ = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
+    backends = default_backends()
+    if backend is not None:
+        backends[BackendKind.PGBOSS] = backend
     opened: list[CountingConnection] = []
     fanout = CountingFanout(
-        load_config([path]), environ, default_backends(), chunk_size=CHUNK, detail_limit=0, opened=opened
+        load_config([path]), environ, backends, chunk_size=CHUNK, detail_limit=None, opened=opened
     )
     report = fire(fanout, "everyone", TICK).report
-    assert (report.planned, report.accepted, report.connections_used) == (size, size, 1)
+    assert (report.planned, report.connections_used) == (size, 1)
     assert len(opened) == 1, "a fan-out opens exactly one queue connection"
-    statements = opened[0].statements
-    return size, statements
+    return report, opened[0].statements
 
 
 def _count(statements: list[str], start: str) -> int:
     return sum(" ".join(s.split()).startswith(start) for s in statements)
 
 
-def test_statements_per_chunk_do_not_grow_with_the_cohort(tmp_path: Path, queues_db: str) -> None:
-    """Cohorts of 5,000 and 25,000 (2 and 10 chunks): each chunk is one COPY into pgboss.job on the single
-    queue connection (no slot is taken, so the staging fallback never runs), and the statements per extra
-    chunk are the same small constant; nothing is sent per job."""
+def _empty(queues_db: str, queue: str) -> None:
+    with psycopg.connect(queues_db, autocommit=True) as db:
+        db.execute("DELETE FROM pgboss.job WHERE name = %s", (QUEUES[queue],))
+
+
+def _hold(queues_db: str, queue: str, key: int) -> str:
+    """A waiting job holding slot `n:<key>`, sent by the real pg-boss; its id."""
+    sent = send_steps(
+        queues_db,
+        [{"op": "send", "queue": QUEUES[queue], "data": {"n": key}, "options": {"singletonKey": f"n:{key}"}}],
+    )
+    return str(sent[0]["id"])
+
+
+def _only_drop(report: FanoutReport) -> Dropped:
+    (drop,) = [d for totals in report.queues.values() for d in totals.dropped_sample]
+    return drop
+
+
+@pytest.mark.parametrize("queue", ["bulk", "insights"])
+def test_one_copy_per_fan_out_whatever_the_cohort_size(tmp_path: Path, queues_db: str, queue: str) -> None:
+    """Cohorts of 5,000 and 25,000 (2 and 10 chunks) into an empty queue, under a policy that never refuses
+    a row and under one that would: one COPY into pgboss.job for the whole fan-out, no INSERT, and the same
+    statements for both sizes; nothing is sent per job or per chunk."""
     runs = {}
     for size in (5_000, 25_000):
-        with psycopg.connect(queues_db, autocommit=True) as db:
-            db.execute("DELETE FROM pgboss.job WHERE name = 'bulk'")
-        runs[size] = _fan_out(tmp_path, queues_db, size)[1]
+        _empty(queues_db, queue)
+        report, runs[size] = _fan_out(tmp_path, queues_db, size, queue)
+        assert report.accepted == size
         with psycopg.connect(queues_db) as db:
-            assert job_count(db, "bulk") == size
+            assert job_count(db, QUEUES[queue]) == size
 
-    chunks = {size: -(-size // CHUNK) for size in runs}
-    for size, statements in runs.items():
-        assert _count(statements, 'COPY "pgboss".job ') == chunks[size]
-        assert _count(statements, "COPY ") == chunks[size]
+    for statements in runs.values():
+        assert _count(statements, 'COPY "pgboss".job ') == 1
+        assert _count(statements, "COPY ") == 1
         assert _count(statements, "INSERT ") == 0
-    small, large = runs[5_000], runs[25_000]
-    extra_statements = len(large) - len(small)
-    extra_chunks = chunks[25_000] - chunks[5_000]
-    assert extra_statements % extra_chunks == 0
-    per_chunk = extra_statements // extra_chunks
-    assert per_chunk <= 6, f"{per_chunk} statements per chunk: {large[-per_chunk:]}"
-    assert len(small) == len(large) - per_chunk * extra_chunks
+    assert len(runs[5_000]) == len(runs[25_000]), (runs[5_000], runs[25_000])
+
+
+def test_a_queue_with_a_held_slot_goes_chunk_by_chunk(tmp_path: Path, queues_db: str) -> None:
+    """A job already waits under one of the tick's keys: the fan-out does not try one COPY for everything
+    (the settings read saw the held slot) but one statement per chunk, and reports the drop exactly."""
+    _empty(queues_db, "insights")
+    holder = _hold(queues_db, "insights", 7_000)
+    report, statements = _fan_out(tmp_path, queues_db, 10_000, "insights")
+    assert (report.accepted, report.dropped) == (9_999, 1)
+    drop = _only_drop(report)
+    assert (drop.key, drop.reason, drop.holder_id, drop.holder_state) == (
+        "7000",
+        DropReason.POLICY_CONFLICT,
+        holder,
+        "created",
+    )
+    assert _count(statements, "COPY ") + _count(statements, "INSERT ") >= 10_000 // CHUNK
+    with psycopg.connect(queues_db) as db:
+        assert job_count(db, QUEUES["insights"]) == 10_000
+
+
+class HoldingBackend(PgBossBackend):
+    """pg-boss, where another client takes slot `n:<key>` just after the fan-out read the queue's settings
+    (so the settings say no slot is held, and the one COPY of the fan-out is refused at its end)."""
+
+    def __init__(self, queues_db: str, key: int) -> None:
+        super().__init__()
+        self.queues_db, self.key, self.holder = queues_db, key, ""
+
+    def preparer(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+    ) -> Callable[[Batch], object]:
+        prepare = super().preparer(conn, queue, dry=dry)
+        if not self.holder:
+            self.holder = _hold(self.queues_db, "insights", self.key)
+        return prepare
+
+
+def test_a_fan_out_whose_one_copy_is_refused_is_done_again_chunk_by_chunk(
+    tmp_path: Path, queues_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slot taken by another client while the fan-out runs fails its one COPY at the end: that COPY is
+    rolled back and the tick done again chunk by chunk; the report is exact, nothing is written twice."""
+    _empty(queues_db, "insights")
+    backend = HoldingBackend(queues_db, 7_000)
+    with caplog.at_level("INFO", logger="scheduler.fanout"):
+        report, statements = _fan_out(tmp_path, queues_db, 10_000, "insights", backend)
+    assert (report.accepted, report.dropped, report.planned) == (9_999, 1, 10_000)
+    drop = _only_drop(report)
+    assert (drop.key, drop.reason, drop.holder_id) == ("7000", DropReason.POLICY_CONFLICT, backend.holder)
+    assert len({a.job_id for t in report.queues.values() for a in t.accepted_sample}) == 9_999
+    assert "one statement per queue was refused" in caplog.text
+    # The refused COPY; then, as the queue's slots are known to be taken on this connection, each chunk
+    # goes through the staging table and one INSERT … ON CONFLICT.
+    assert _count(statements, 'COPY "pgboss".job ') == 1
+    assert _count(statements, "INSERT ") == 10_000 // CHUNK
+    with psycopg.connect(queues_db) as db:
+        assert job_count(db, QUEUES["insights"]) == 10_000
