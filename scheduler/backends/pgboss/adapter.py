@@ -346,7 +346,7 @@ class PgBossBackend:
         sending = _copied(rows, order, settings.policy)
         accepted = None
         if len(sending) == len(rows):
-            accepted = tuple(Accepted(key=job.key, job_id=i) for job, i in zip(batch.jobs, ids, strict=True))
+            accepted = tuple(map(Accepted, [job.key for job in jobs], ids))
         return _Prepared(
             settings,
             ids,

@@ -62,15 +62,20 @@ class JobIds:
         stamp = f"{self._ms:012x}"
         random_hex = self._random(4 * n).hex()
         ids: list[str] = []
-        append = ids.append
-        for k in range(n):
-            counter = first + k
+        done, counter, end = 0, first, first + n
+        while counter < end:
+            # The counter's high 12 bits (the 3rd group) change only every 2**30 ids: format them once.
+            high = counter >> _LOW_BITS
+            stop = min(end, (high + 1) << _LOW_BITS)
+            head = f"{stamp[:8]}-{stamp[8:]}-7{high:03x}-"
             # The variant's two bits, then the counter's low 30: the 4th group and the 5th's first half.
-            low = f"{_VARIANT_BITS | (counter & _LOW_MASK):08x}"
-            append(
-                f"{stamp[:8]}-{stamp[8:]}-7{counter >> _LOW_BITS:03x}-{low[:4]}-{low[4:]}"
-                f"{random_hex[8 * k : 8 * k + 8]}"
-            )
+            lows = [f"{_VARIANT_BITS | (c & _LOW_MASK):08x}" for c in range(counter, stop)]
+            ids += [
+                f"{head}{low[:4]}-{low[4:]}{random_hex[8 * k : 8 * k + 8]}"
+                for k, low in enumerate(lows, start=done)
+            ]
+            done += stop - counter
+            counter = stop
         return ids
 
     def _seed(self) -> int:

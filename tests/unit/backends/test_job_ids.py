@@ -59,3 +59,19 @@ def test_a_counter_that_would_run_out_moves_the_timestamp_on_and_keeps_growing()
 
 def test_nothing_taken_is_nothing() -> None:
     assert JobIds().take(0) == []
+
+
+def test_a_take_across_the_counters_high_part_still_grows() -> None:
+    # The counter's high 12 bits are the 3rd group; a take that crosses 2**30 changes it midway.
+    ids = JobIds(clock_ms=lambda: MS)
+    ids._counter = (1 << 30) - 2
+    taken = ids.take(4)
+    assert taken == sorted(taken)
+    assert [i.split("-")[2] for i in taken] == ["7000", "7000", "7001", "7001"]
+    assert [_counter(i) for i in taken] == [(1 << 30) - 2 + k for k in range(4)]
+
+
+def _counter(job_id: str) -> int:
+    """The 42-bit counter of an id: 12 bits after the version, 30 after the variant."""
+    value = uuid.UUID(job_id).int
+    return ((value >> 64) & 0xFFF) << 30 | ((value >> 32) & 0x3FFFFFFF)
