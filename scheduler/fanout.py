@@ -519,7 +519,9 @@ def fanout_in_transaction(
     """Enqueue the cohort of schedule `name` at `tick` on `conn`, inside the caller's open transaction.
 
     When a target queue is missing nothing is written and every entity is reported `queue_missing`
-    (`report.failure` says which queue). The caller commits, then calls `after_commit`.
+    (`report.failure` says which queue). The caller commits, then calls `after_commit`. The fan-out's
+    writes sit in a savepoint of their own: a one-COPY attempt refused by a slot taken meanwhile is rolled
+    back to it and the tick done again (the cohort read again), without touching the caller's statements.
     """
     return _run(fanout, conn, name, tick, dry=False)
 
