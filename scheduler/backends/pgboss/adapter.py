@@ -26,6 +26,7 @@ import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 from weakref import WeakKeyDictionary
 
@@ -255,9 +256,11 @@ class PgBossBackend:
         prepared: object | None = None,
     ) -> ChunkResult:
         """What `enqueue_many` would report, without writing: existing holders are read with the same
-        predicates as the policy's unique index; earlier jobs of this prediction come from `placed`, which
-        this method extends with the slots its accepted jobs take (it mutates `placed`). `prepared` is
-        what `preparer(..., dry=True)` made of this batch; without it the batch is checked here."""
+        predicates as the policy's unique index (not at all when no job held a slot under the policy as
+        the queue's settings were read: a dry-run of a fresh tick reads no holders); earlier jobs of this
+        prediction come from `placed`, which this method extends with the slots its accepted jobs take (it
+        mutates `placed`). `prepared` is what `preparer(..., dry=True)` made of this batch; without it the
+        batch is checked here."""
         queue = batch.queue
         if not batch.jobs:
             return ChunkResult(queue=queue, outcomes=())
@@ -269,21 +272,19 @@ class PgBossBackend:
         )
         policy = settings.policy
         if policy not in _DEDUP_POLICIES:
-            return ChunkResult(
-                queue=queue, outcomes=tuple(Accepted(key=job.key, job_id="") for job in batch.jobs)
-            )
+            return ChunkResult(queue=queue, outcomes=_all_accepted(batch))
         slots = [job.singleton_key or "" for job in batch.jobs]
-        with _driver_errors("prediction", queue):
-            holders = _holders(conn, schema, queue.name, policy, set(slots))
+        holders: dict[str, tuple[str, str]] = {}
+        if settings.slots_held:
+            with _driver_errors("prediction", queue):
+                holders = _holders(conn, schema, queue.name, policy, set(slots))
         prefix = f"pgboss\x1f{schema}\x1f{queue.name}\x1f"
         tokens = [prefix + slot for slot in slots]
         fresh = set(tokens)
         if not holders and len(fresh) == len(tokens) and placed.isdisjoint(fresh):
             # The usual case, without a loop: no slot held, none repeated, none taken earlier.
             placed |= fresh
-            return ChunkResult(
-                queue=queue, outcomes=tuple(Accepted(key=job.key, job_id="") for job in batch.jobs)
-            )
+            return ChunkResult(queue=queue, outcomes=_all_accepted(batch))
         outcomes: list[Outcome] = []
         for job, slot, token in zip(batch.jobs, slots, tokens, strict=True):
             if slot in holders:
@@ -481,6 +482,11 @@ class _CopyStream:
         self._open = self._copy = None
         if stack is not None:
             stack.__exit__(type(error), error, error.__traceback__)
+
+
+def _all_accepted(batch: Batch) -> tuple[Outcome, ...]:
+    """Every job of a prediction accepted (no id exists yet)."""
+    return tuple(map(Accepted, [job.key for job in batch.jobs], repeat("")))
 
 
 def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...]:
