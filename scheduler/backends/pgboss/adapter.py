@@ -215,19 +215,15 @@ class PgBossBackend:
         policy = chunk.settings.policy
         rows = chunk.rows
         with _driver_errors("enqueue", queue):
-            inserted: set[str] | frozenset[str] | None = None
             if len(rows) <= self.copy_threshold:
                 inserted = _insert_arrays(conn, schema, queue.name, rows)
-            elif chunk.copy_data is not None and not self._copy_failed_before(conn, queue.name):
-                if _insert_copied(conn, schema, chunk.copy_data):
-                    inserted = chunk.copied_ids
-                else:
+            else:
+                if chunk.copy_data is not None and not self._copy_failed_before(conn, queue.name):
+                    if _insert_copied(conn, schema, chunk.copy_data):
+                        return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, chunk))
                     with self._lock:
                         self._slots_taken.setdefault(conn, set()).add(queue.name)
-            if inserted is None:
                 inserted = _insert_staged(conn, schema, queue.name, rows)
-            if len(inserted) == len(rows) and chunk.accepted is not None:
-                return ChunkResult(queue=queue, outcomes=chunk.accepted)
             dropped_slots = {
                 _slot(job)
                 for job, job_id in zip(batch.jobs, chunk.ids, strict=True)
@@ -405,7 +401,7 @@ class _Prepared:
     copied_ids: frozenset[str] = frozenset()
     """The ids of the rows in `copy_data`."""
     accepted: tuple[Outcome, ...] | None = None
-    """Every job accepted, in order: the outcomes when the COPY lands every row of the batch."""
+    """Every job accepted, in order: the outcomes when the COPY sends, and so lands, every row."""
     repeats_slot: bool = False
     """A job of the batch has no singleton key and an earlier batch of the fan-out had one too, under a
     policy that allows one job per slot: the batch cannot share the fan-out's COPY."""
@@ -453,8 +449,6 @@ class _CopyStream:
                 self._open = stack
                 self._copy.write(_COPY_SIGNATURE)
             self._copy.write(memoryview(prepared.copy_data)[len(_COPY_SIGNATURE) : -len(_COPY_TRAILER)])
-        if prepared.accepted is not None:
-            return ChunkResult(queue=queue, outcomes=prepared.accepted)
         return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, prepared))
 
     def close(self) -> None:
@@ -490,9 +484,11 @@ def _all_accepted(batch: Batch) -> tuple[Outcome, ...]:
 
 
 def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...]:
-    """A chunk's results once its COPY landed: the rows sent are accepted; a row left out repeats a slot of
-    the chunk (a dedup policy) and is dropped naming the chunk's first job of that slot, `created`: what
-    `_holders` reads back after the direct COPY of a single chunk."""
+    """A chunk's results once its COPY landed, with no read: the rows sent are accepted; a row left out
+    repeats a slot of the chunk (a dedup policy) and is dropped naming the chunk's first job of that slot,
+    `created` (a landed COPY means no other job held it)."""
+    if prepared.accepted is not None:
+        return prepared.accepted
     first: dict[str, str] = {}
     for job, job_id in zip(batch.jobs, prepared.ids, strict=True):
         first.setdefault(_slot(job), job_id)
