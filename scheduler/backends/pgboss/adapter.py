@@ -176,9 +176,10 @@ class PgBossBackend:
             chunk = self._prepare(
                 batch, settings, ids, copy=not self._copy_failed_before(conn, queue.name), any_size=True
             )
-            if settings.policy in _DEDUP_POLICIES and any(job.singleton_key is None for job in batch.jobs):
-                # Keyless jobs share one slot, which the tick's keys do not track: a later chunk's would
-                # hit the one an earlier chunk took, so it stays out of the stream (see `_CopyStream`).
+            if settings.policy in _DEDUP_POLICIES and any(not job.singleton_key for job in batch.jobs):
+                # Jobs without a key (or with an empty one) share the slot '', which the tick's keys do not
+                # track: a later chunk's would hit the one an earlier chunk took, so it stays out of the
+                # stream (see `_CopyStream`).
                 if keyless_before:
                     chunk = replace(chunk, repeats_slot=True)
                 keyless_before = True
@@ -403,8 +404,9 @@ class _Prepared:
     accepted: tuple[Outcome, ...] | None = None
     """Every job accepted, in order: the outcomes when the COPY sends, and so lands, every row."""
     repeats_slot: bool = False
-    """A job of the batch has no singleton key and an earlier batch of the fan-out had one too, under a
-    policy that allows one job per slot: the batch cannot share the fan-out's COPY."""
+    """A job of the batch is in the slot '' (no singleton key, or an empty one) and an earlier batch of the
+    fan-out had one too, under a policy that allows one job per slot: the batch cannot share the fan-out's
+    COPY."""
 
 
 class _CopyStream:
@@ -412,7 +414,7 @@ class _CopyStream:
     queues, sent chunk by chunk as the fan-out plans them. The COPY fails as a whole when a row hits a
     held slot, so every row written lands or none does; a chunk's own repeats of a slot are left out, as
     on the direct COPY of a single chunk. Repeats across chunks cannot occur in it: the fan-out drops
-    repeated singleton keys itself (`TickKeys`), and a chunk with keyless jobs after another one
+    repeated singleton keys itself (`TickKeys`), and a chunk with jobs in the slot '' after another one
     (`repeats_slot`) is not accepted. No savepoint of its own: the fan-out takes one around the stream
     (see `ChunkStream`)."""
 
