@@ -60,6 +60,7 @@ def stagger_offset(
 
 
 _ZERO = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def compile_stagger(
@@ -72,10 +73,11 @@ def compile_stagger(
     span = window // timedelta(microseconds=1)
     if span == 0 or strategy is StaggerStrategy.NONE:
         return lambda key, index: _ZERO
-    blake2b, from_bytes, size = hashlib.blake2b, int.from_bytes, _HASH_BITS // 8
+    blake2b, from_bytes, size, micro = hashlib.blake2b, int.from_bytes, _HASH_BITS // 8, _MICROSECOND
 
     def hashed(key: str, index: int) -> timedelta:
-        digest = blake2b(key.encode("utf-8"), digest_size=size).digest()
-        return timedelta(microseconds=from_bytes(digest, "big") * span >> _HASH_BITS)
+        digest = blake2b(key.encode(), digest_size=size).digest()
+        # `micro * n` is the same timedelta as `timedelta(microseconds=n)`, built without keyword parsing.
+        return micro * (from_bytes(digest, "big") * span >> _HASH_BITS)
 
     return hashed

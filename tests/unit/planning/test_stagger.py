@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler.config.models import StaggerStrategy
-from scheduler.planning.stagger import stagger_offset
+from scheduler.planning.stagger import compile_stagger, stagger_offset
 
 HOUR = timedelta(hours=1)
 PROPERTY = settings(max_examples=100, deadline=None)
@@ -123,3 +123,18 @@ def test_spread_is_monotone_and_even(window: timedelta, size: int) -> None:
     gaps = [b - a for a, b in itertools.pairwise([*offsets, window])]
     assert all(timedelta(0) <= g <= timedelta(microseconds=step) for g in gaps[:-1])
     assert gaps[-1] <= timedelta(microseconds=step)
+
+
+@PROPERTY
+@given(
+    strategy=st.sampled_from(StaggerStrategy),
+    window=WINDOWS,
+    keys=st.lists(st.text(), min_size=1, max_size=20),
+)
+def test_compiled_stagger_equals_stagger_offset(
+    strategy: StaggerStrategy, window: timedelta, keys: list[str]
+) -> None:
+    """The compiled form the planner runs per row gives exactly `stagger_offset`'s offsets."""
+    offset = compile_stagger(strategy, window, len(keys))
+    for index, key in enumerate(keys):
+        assert offset(key, index) == stagger_offset(strategy, window, key, index, len(keys))
