@@ -1,6 +1,7 @@
 """Values that cross the seams of the scheduler: planned jobs, queue references and enqueue outcomes.
 
-Everything here is a frozen dataclass or an enum. The planner produces `JobSpec` batches, a backend turns a
+Everything here is immutable: a frozen dataclass, an enum, or (for the two values made once per planned job,
+`JobSpec` and `Accepted`) a named tuple, which costs a fraction of a frozen dataclass to build. The planner produces `JobSpec` batches, a backend turns a
 batch into a `ChunkResult` (one outcome per planned job, in input order), and the fan-out folds chunk
 results into a `FanoutReport`. Nothing in this module does I/O.
 """
@@ -11,7 +12,7 @@ import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 JsonObject: TypeAlias = Mapping[str, Any]
 """A JSON object (job payload). Both backends need an object: procrastinate passes it as kwargs."""
@@ -104,8 +105,7 @@ class JobOptions:
 DEFAULT_OPTIONS = JobOptions()
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
+class JobSpec(NamedTuple):
     """One planned job: what the planner decided for one cohort entity at one tick."""
 
     key: str
@@ -147,8 +147,7 @@ class Batch:
     jobs: tuple[JobSpec, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """A planned job that is now in the queue."""
 
     key: str
