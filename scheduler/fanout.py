@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import repeat
+from operator import floordiv, sub
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -104,7 +106,8 @@ class PlanPreview:
         if self.latest is None or high > self.latest:
             self.latest = high
         # Floor division: a job never starts before its tick, so this is the 5-minute bucket it falls in.
-        self.histogram.update((start - tick) // HISTOGRAM_BUCKET for start in starts)
+        # (`(start - tick) // HISTOGRAM_BUCKET` per job, with C iterators: this runs once per planned job.)
+        self.histogram.update(map(floordiv, map(sub, starts, repeat(tick)), repeat(HISTOGRAM_BUCKET)))
 
 
 @dataclass

@@ -187,8 +187,14 @@ def _plan(
     pending: dict[str, list[JobSpec]] = {}  # insertion order = first seen, which is the flush order
     try:
         for index, row in enumerate(rows):
-            key = _key(ctx, row)
-            data = _data(ctx, row, key)
+            # `_key` and `_data` check every case; the common ones (a text key, an object payload) are
+            # taken here without a call: this loop runs once per row of cohorts of millions.
+            key = row.get("key")
+            if type(key) is not str:
+                key = _key(ctx, row)
+            data = row.get("data")
+            if type(data) is not JsonText and type(data) is not dict:
+                data = _data(ctx, row, key)
             if lane is None:
                 assert schedule.queue is not None  # _check_targets: a schedule has a queue or a lane
                 logical = schedule.queue
