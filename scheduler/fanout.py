@@ -41,7 +41,7 @@ from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, stat
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
 from scheduler.config.lint import DROPPING_POLICIES
 from scheduler.errors import ConfigError
-from scheduler.pipeline import ahead
+from scheduler.pipeline import ahead, collector_paused
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
@@ -546,21 +546,23 @@ def _run(
 ) -> FanoutResult:
     """One fan-out. A real one first tries to send each queue's chunks as one statement (`ChunkStream`)
     under a savepoint; if a stream is refused (a slot turned out held), the savepoint is rolled back and
-    the tick is done again, cohort and all, chunk by chunk (each chunk then finds its own held slots)."""
+    the tick is done again, cohort and all, chunk by chunk (each chunk then finds its own held slots).
+    The cyclic garbage collector is paused meanwhile (`collector_paused`)."""
     started = time.perf_counter()
-    if dry or conn is None or not fanout.stream:
-        return _run_once(fanout, conn, name, tick, dry=dry, stream=False, started=started)
-    try:
-        with conn.transaction():
-            return _run_once(fanout, conn, name, tick, dry=False, stream=True, started=started)
-    except StreamRefused as refused:
-        log.info(
-            "schedule %r, tick %s: one statement per queue was refused (%s); enqueuing chunk by chunk",
-            name,
-            tick.isoformat(),
-            refused,
-        )
-    return _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
+    with collector_paused():
+        if dry or conn is None or not fanout.stream:
+            return _run_once(fanout, conn, name, tick, dry=dry, stream=False, started=started)
+        try:
+            with conn.transaction():
+                return _run_once(fanout, conn, name, tick, dry=False, stream=True, started=started)
+        except StreamRefused as refused:
+            log.info(
+                "schedule %r, tick %s: one statement per queue was refused (%s); enqueuing chunk by chunk",
+                name,
+                tick.isoformat(),
+                refused,
+            )
+        return _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
 
 
 def _run_once(

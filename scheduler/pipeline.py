@@ -7,7 +7,9 @@ released, so on two cores they overlap.
 
 from __future__ import annotations
 
+import gc
 import threading
+from contextlib import contextmanager
 from queue import Full, Queue
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +27,35 @@ class _Failed:
 
 
 _DONE: Any = object()
+
+_collector_lock = threading.Lock()
+_collector_pauses = 0
+_collector_was_enabled = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, then back as it was.
+
+    A fan-out allocates a few objects per planned job (rows, jobs, outcomes), none of them in a reference
+    cycle, and keeps up to a chunk's worth alive: the collector, triggered by the allocation count alone,
+    would walk them again and again for nothing (a sixth of a 100k dry-run was measured in it). Objects
+    stay freed by reference counting meanwhile; cycles made by anything else in the process wait until the
+    block ends. Counted across threads: the collector is back once the last overlapping block ends.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            if _collector_pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 def ahead(items: Iterator[_T], depth: int, *, name: str) -> Generator[_T, None, None]:

@@ -1,15 +1,16 @@
 """`ahead`: a producer in its own thread, a bounded number of items ahead, with the producer's order,
-errors and closing kept."""
+errors and closing kept; `collector_paused`: the garbage collector off for overlapping blocks."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pytest
 
-from scheduler.pipeline import ahead
+from scheduler.pipeline import ahead, collector_paused
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,3 +63,42 @@ def test_the_producer_runs_in_a_thread_of_its_own() -> None:
 
     assert list(ahead(where(), 1, name="scheduler-test-producer")) == ["scheduler-test-producer"]
     assert list(ahead(where(), 0, name="unused")) == [threading.current_thread().name]
+
+
+def test_collector_paused_restores_the_collector_after_the_last_overlapping_block() -> None:
+    """Overlapping blocks (two fan-outs in two threads) keep the collector off until the last one ends,
+    also when a block raises; a collector that was off before stays off."""
+    assert gc.isenabled()
+    first_in, second_done = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with collector_paused():
+            first_in.set()
+            second_done.wait(5)
+            seen.append(gc.isenabled())
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    first_in.wait(5)
+
+    def failing_fanout() -> None:
+        with collector_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("a failing fan-out")
+
+    with pytest.raises(RuntimeError):
+        failing_fanout()
+    seen.append(gc.isenabled())  # the other thread's block is still open
+    second_done.set()
+    thread.join(5)
+    assert seen == [False, False, False]
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
