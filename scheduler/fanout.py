@@ -12,7 +12,8 @@ a planning thread, while the enqueue loop writes the chunk before it; only the e
 (past `spill_after` keys) the key bookkeeping use the queue connection, always from the enqueue loop.
 
 The chunks of a pg-boss queue go into one COPY for the whole fan-out (a `ChunkStream`) while that is safe:
-no slot of the queue was held when the fan-out began, and the tick's keys are in memory (past
+the slots of the queue held when the fan-out began are known (none, or few enough to read then and leave
+their jobs out), and the tick's keys are in memory (past
 `spill_after` every chunk needs the connection for its key claim, so the stream ends there). Each chunk's
 results are known as it is written, because the COPY lands whole or not at all; if it is refused (a slot
 taken meanwhile), the fan-out is rolled back to a savepoint and done again one statement per chunk, each
@@ -136,8 +137,9 @@ class Fanout:
     enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes
     this one; 0 does all of it in line."""
     stream: bool = True
-    """Send a queue's chunks as one statement (`ChunkStream`) while that is safe: no slot of the queue held
-    when the fan-out starts, the tick's keys in memory. False: one statement per chunk."""
+    """Send a queue's chunks as one statement (`ChunkStream`) while that is safe: the slots of the queue held
+    when the fan-out starts known (none, or read then), the tick's keys in memory. False: one statement per
+    chunk."""
 
     def schedule(self, name: str) -> Schedule:
         try:

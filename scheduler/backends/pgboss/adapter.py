@@ -6,8 +6,9 @@ unique indexes then decide, inside PostgreSQL, which rows land (`ON CONFLICT DO 
 the ids that did not come back are the drops, and one more query names the job holding each slot.
 A large chunk is first COPYed straight into the job table, all or nothing: when no slot is held (a fresh
 tick) every row lands at COPY speed; when one is, the COPY is rolled back to a savepoint and the chunk
-takes the ON CONFLICT path, so the report is the same either way. A fan-out into a queue where no slot
-was held sends all its chunks through one such COPY (`open_stream`); see `scheduler.fanout`.
+takes the ON CONFLICT path, so the report is the same either way. A fan-out sends all its chunks of a
+queue through one such COPY (`open_stream`; see `scheduler.fanout`) when no slot was held as it began, or
+when the held slots, read once then (up to `held_limit`), are left out of it and reported held.
 
 Which inserts a policy can refuse (research/pgboss.md §1–2). A new row is always `created`, so:
 - `short` and `stately` refuse a row when a `created` job of the same queue, policy and key exists
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -71,6 +73,9 @@ _DEDUP_POLICIES: Final = _CREATED_SLOT_POLICIES | _LIVE_SLOT_POLICIES
 _STAGING: Final = "scheduler_pgboss_staging"
 COPY_THRESHOLD: Final = 2000
 """Batches larger than this go through COPY into a staging table instead of array parameters."""
+HELD_LIMIT: Final = 100_000
+"""A fan-out into a queue where jobs hold slots reads up to this many of them as it begins, and leaves
+their jobs out of its one COPY; a queue with more goes chunk by chunk (about 15 MB at this default)."""
 
 
 class PgBossBackend:
@@ -78,8 +83,9 @@ class PgBossBackend:
 
     kind: BackendKind = BackendKind.PGBOSS
 
-    def __init__(self, copy_threshold: int = COPY_THRESHOLD) -> None:
+    def __init__(self, copy_threshold: int = COPY_THRESHOLD, held_limit: int = HELD_LIMIT) -> None:
         self.copy_threshold = copy_threshold
+        self.held_limit = held_limit
         self._slots_taken: WeakKeyDictionary[psycopg.Connection[Any], set[str]] = WeakKeyDictionary()
         """Queues whose direct COPY hit a held slot on a connection: their later chunks (a fan-out uses
         one connection) go straight to the staging path instead of failing a COPY each."""
@@ -166,6 +172,11 @@ class PgBossBackend:
         if dry:
             return lambda batch: _checked(batch, settings)
         ids = JobIds()  # one generator for the fan-out's jobs in this queue: ids grow chunk to chunk
+        # The slots held now, read before the fan-out writes anything: their jobs are left out of the COPY
+        # and reported held, so the chunks can still share one COPY. None: none held, or too many to keep.
+        # A holder that a worker takes while the fan-out runs is reported as it was read: the tick's view of
+        # the queue is the one it began with (a slot taken meanwhile refuses the COPY; see `_CopyStream`).
+        held = self._held_slots(conn, queue, settings) if settings.slots_held else None
 
         keyless_before = False
 
@@ -174,7 +185,12 @@ class PgBossBackend:
             # At any size: a chunk at or below the threshold takes the array INSERT on its own, but may go
             # into the fan-out's stream.
             chunk = self._prepare(
-                batch, settings, ids, copy=not self._copy_failed_before(conn, queue.name), any_size=True
+                batch,
+                settings,
+                ids,
+                copy=not self._copy_failed_before(conn, queue.name),
+                any_size=True,
+                held=held,
             )
             if settings.policy in _DEDUP_POLICIES and any(not job.singleton_key for job in batch.jobs):
                 # Jobs without a key (or with an empty one) share the slot '', which the tick's keys do not
@@ -324,10 +340,17 @@ class PgBossBackend:
             return name in self._slots_taken.get(conn, ())
 
     def _prepare(
-        self, batch: Batch, settings: _QueueSettings, new_ids: JobIds, *, copy: bool, any_size: bool = False
+        self,
+        batch: Batch,
+        settings: _QueueSettings,
+        new_ids: JobIds,
+        *,
+        copy: bool,
+        any_size: bool = False,
+        held: Mapping[str, tuple[str, str]] | None = None,
     ) -> _Prepared:
         """Ids, rows and (above the COPY threshold, or at any size with `any_size`, unless `copy` is off)
-        the COPY data of a batch.
+        the COPY data of a batch, without the jobs whose slot is in `held` (slot → holder id and state).
 
         Every path inserts rows sorted by slot (then batch order), so the ids are handed out in that order:
         each insert then appends to the job table's primary key (`JobIds`). No database."""
@@ -342,6 +365,8 @@ class PgBossBackend:
         if not copy or (len(rows) <= self.copy_threshold and not any_size):
             return _Prepared(settings, ids, rows)
         sending = _copied(rows, order, settings.policy)
+        if held:
+            sending = [row for row in sending if (row[4] or "") not in held]
         accepted = None
         if len(sending) == len(rows):
             accepted = tuple(map(Accepted, [job.key for job in jobs], ids))
@@ -352,7 +377,22 @@ class PgBossBackend:
             copy_data=_copy_rows(batch.queue.name, settings, sending),
             copied_ids=frozenset(row[0] for row in sending),
             accepted=accepted,
+            held=held,
         )
+
+    def _held_slots(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, settings: _QueueSettings
+    ) -> dict[str, tuple[str, str]] | None:
+        """slot → (holder id, state) of every slot a new row could hit under the queue's policy; None when
+        there are more than `held_limit`."""
+        statement = "job_held_live_all" if settings.policy in _LIVE_SLOT_POLICIES else "job_held_created_all"
+        params = {"name": queue.name, "policy": settings.policy, "limit": self.held_limit + 1}
+        with _driver_errors("held-slot read", queue):
+            # Not prepared, like `_holders`: a generic plan cannot match the policy's partial index.
+            rows = conn.execute(_query(statement, _schema(queue)), params, prepare=False).fetchall()
+        if len(rows) > self.held_limit:
+            return None
+        return {str(slot): (str(id_), str(state)) for slot, id_, state in rows}
 
     def _live_settings(self, conn: psycopg.Connection[Any], queue: QueueRef) -> _QueueSettings:
         with _driver_errors("queue lookup", queue):
@@ -403,6 +443,9 @@ class _Prepared:
     """The ids of the rows in `copy_data`."""
     accepted: tuple[Outcome, ...] | None = None
     """Every job accepted, in order: the outcomes when the COPY sends, and so lands, every row."""
+    held: Mapping[str, tuple[str, str]] | None = None
+    """The queue's held slots (slot → holder id and state) read as the fan-out began, whose jobs the COPY
+    data leaves out; None when they were not read (none held, too many, or outside a fan-out)."""
     repeats_slot: bool = False
     """A job of the batch is in the slot '' (no singleton key, or an empty one) and an earlier batch of the
     fan-out had one too, under a policy that allows one job per slot: the batch cannot share the fan-out's
@@ -432,7 +475,7 @@ class _CopyStream:
             and _schema(queue) == self._schema
             and isinstance(prepared, _Prepared)
             and prepared.copy_data is not None
-            and not prepared.settings.slots_held
+            and (not prepared.settings.slots_held or prepared.held is not None)
             and not prepared.repeats_slot
             and not self._backend._copy_failed_before(self._conn, queue.name)
         )
@@ -486,11 +529,13 @@ def _all_accepted(batch: Batch) -> tuple[Outcome, ...]:
 
 
 def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...]:
-    """A chunk's results once its COPY landed, with no read: the rows sent are accepted; a row left out
-    repeats a slot of the chunk (a dedup policy) and is dropped naming the chunk's first job of that slot,
-    `created` (a landed COPY means no other job held it)."""
+    """A chunk's results once its COPY landed, with no read: the rows sent are accepted; a row left out is
+    in a slot held as the fan-out began (dropped naming that holder, `prepared.held`) or repeats a slot of
+    the chunk (a dedup policy: dropped naming the chunk's first job of that slot, `created`; a landed COPY
+    means no other job held it)."""
     if prepared.accepted is not None:
         return prepared.accepted
+    held = prepared.held or {}
     first: dict[str, str] = {}
     for job, job_id in zip(batch.jobs, prepared.ids, strict=True):
         first.setdefault(_slot(job), job_id)
@@ -498,7 +543,7 @@ def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...
     return tuple(
         Accepted(key=job.key, job_id=job_id)
         if job_id in prepared.copied_ids
-        else _conflict(job, policy, (first[_slot(job)], "created"))
+        else _conflict(job, policy, held.get(_slot(job)) or (first[_slot(job)], "created"))
         for job, job_id in zip(batch.jobs, prepared.ids, strict=True)
     )
 

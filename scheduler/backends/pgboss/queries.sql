@@ -33,6 +33,26 @@ CROSS JOIN LATERAL (
   LIMIT 1
 ) AS j
 
+-- name: job_held_created_all :many
+-- Every slot a new row could hit under a short or stately queue, with the `created` job holding it, read
+-- once as a fan-out begins (before it writes anything, so the planner's statistics still describe the
+-- table; the policy's partial index i1 or i3); at most %(limit)s rows.
+SELECT COALESCE(singleton_key, '') AS slot, id::text AS id, state::text AS state
+FROM {schema}.job
+WHERE name = %(name)s
+  AND policy = %(policy)s
+  AND state = 'created'
+LIMIT %(limit)s
+
+-- name: job_held_live_all :many
+-- The same for an exclusive queue: the created, retry or active job holding each slot (index i6).
+SELECT COALESCE(singleton_key, '') AS slot, id::text AS id, state::text AS state
+FROM {schema}.job
+WHERE name = %(name)s
+  AND policy = %(policy)s
+  AND state <= 'active'
+LIMIT %(limit)s
+
 -- name: job_insert_many :many
 -- Insert one job per array element in input order, copying the queue's settings the way pg-boss's own
 -- insert does; a row that hits a policy index is skipped (ON CONFLICT with no target) and not returned.

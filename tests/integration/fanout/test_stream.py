@@ -14,6 +14,7 @@ from scheduler.errors import PlanError
 from scheduler.fanout import fire
 from scheduler.types import Accepted, Dropped, DropReason
 from tests.integration.fanout.conftest import job_count, load_fanout, outcomes
+from tests.integration.pgboss.interop import send_steps
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,6 +62,57 @@ def test_keyless_jobs_into_a_one_per_slot_queue_read_the_same_through_one_copy_o
         shapes[stream] = (first.key, sorted(d.key for d in drops))
     assert shapes[True] == shapes[False]
     assert "refused" not in caplog.text
+
+
+KEYED = """\
+schedules:
+  keyed:
+    cron: "0 * * * *"
+    cohort:
+      sql: select i as key, json_build_object('n', i) as data from generate_series(1, 30) as i
+    queue: insights
+    singleton_key: "n:{key}"
+"""
+
+
+def test_slots_held_as_the_fan_out_begins_read_the_same_through_one_copy_or_chunk_by_chunk(
+    tmp_path: Path, environ: dict[str, str], db: psycopg.Connection[Any], queues_db: str
+) -> None:
+    """Jobs sent by the real pg-boss wait under two of the tick's keys: through one COPY (the held slots
+    read once, their jobs left out) and chunk by chunk (each chunk's INSERT meeting them), the same two
+    entities are `policy_conflict` naming those jobs, `created`, and the other 28 land."""
+    sent = send_steps(
+        queues_db,
+        [
+            {
+                "op": "send",
+                "queue": "generate-insight-post",
+                "data": {},
+                "options": {"singletonKey": f"n:{k}"},
+            }
+            for k in (3, 17)
+        ],
+    )
+    holders = {"3": str(sent[0]["id"]), "17": str(sent[1]["id"])}
+    shapes = {}
+    for stream in (True, False):
+        db.execute(
+            "DELETE FROM pgboss.job WHERE name = 'generate-insight-post' AND NOT id = ANY(%s::uuid[])",
+            (list(holders.values()),),
+        )
+        fanout = load_fanout(tmp_path, KEYED, environ, chunk_size=7, detail_limit=None, stream=stream)
+        by_key = outcomes(fire(fanout, "keyed", TICK).report)
+        assert job_count(db, "generate-insight-post") == 30
+        shapes[stream] = sorted(
+            (key, type(o).__name__, getattr(o, "reason", None), getattr(o, "holder_id", None))
+            for key, o in by_key.items()
+            if isinstance(o, Dropped) or key in holders
+        )
+    assert (
+        shapes[True]
+        == shapes[False]
+        == [(key, "Dropped", DropReason.POLICY_CONFLICT, holder) for key, holder in sorted(holders.items())]
+    )
 
 
 BAD_ROW = """\

@@ -1,7 +1,8 @@
 """The structural facts behind the throughput (benchmarks/ measures the speed; this only counts): whatever
 the cohort size, a fan-out uses one queue connection and one COPY straight into pg-boss's job table (no
-INSERT), plus a fixed handful of small statements; a slot held before or during the fan-out turns it into
-one statement per chunk, with the same exact report."""
+INSERT), plus a fixed handful of small statements, also when jobs hold some of the tick's slots as it
+begins (read once, left out of the COPY); more held slots than it keeps, or a slot taken during the
+fan-out, turn it into one statement per chunk, with the same exact report."""
 
 from __future__ import annotations
 
@@ -151,9 +152,9 @@ def test_one_copy_per_fan_out_whatever_the_cohort_size(tmp_path: Path, queues_db
     assert len(runs[5_000]) == len(runs[25_000]), (runs[5_000], runs[25_000])
 
 
-def test_a_queue_with_a_held_slot_goes_chunk_by_chunk(tmp_path: Path, queues_db: str) -> None:
-    """A job already waits under one of the tick's keys: the fan-out does not try one COPY for everything
-    (the settings read saw the held slot) but one statement per chunk, and reports the drop exactly."""
+def test_a_queue_with_a_held_slot_reads_it_once_and_keeps_one_copy(tmp_path: Path, queues_db: str) -> None:
+    """A job already waits under one of the tick's keys: the fan-out reads the queue's held slots once as it
+    begins, leaves that key's job out of its one COPY, and reports the drop exactly, naming the waiting job."""
     _empty(queues_db, "insights")
     holder = _hold(queues_db, "insights", 7_000)
     report, statements = _fan_out(tmp_path, queues_db, 10_000, "insights")
@@ -165,6 +166,25 @@ def test_a_queue_with_a_held_slot_goes_chunk_by_chunk(tmp_path: Path, queues_db:
         holder,
         "created",
     )
+    assert _count(statements, 'COPY "pgboss".job ') == 1
+    assert _count(statements, "INSERT ") == 0
+    with psycopg.connect(queues_db) as db:
+        assert job_count(db, QUEUES["insights"]) == 10_000
+
+
+def test_a_queue_with_more_held_slots_than_it_keeps_goes_chunk_by_chunk(
+    tmp_path: Path, queues_db: str
+) -> None:
+    """More jobs hold slots than `held_limit` allows to keep: the fan-out does not try one COPY for
+    everything but one statement per chunk, and reports the drops exactly."""
+    _empty(queues_db, "insights")
+    holders = {key: _hold(queues_db, "insights", key) for key in (3_000, 7_000)}
+    report, statements = _fan_out(tmp_path, queues_db, 10_000, "insights", PgBossBackend(held_limit=1))
+    assert (report.accepted, report.dropped) == (9_998, 2)
+    drops = [d for totals in report.queues.values() for d in totals.dropped_sample]
+    assert sorted((d.key, d.reason, d.holder_id, d.holder_state) for d in drops) == [
+        (str(key), DropReason.POLICY_CONFLICT, holder, "created") for key, holder in sorted(holders.items())
+    ]
     assert _count(statements, "COPY ") + _count(statements, "INSERT ") >= 10_000 // CHUNK
     with psycopg.connect(queues_db) as db:
         assert job_count(db, QUEUES["insights"]) == 10_000

@@ -63,3 +63,44 @@ def test_holder_read_probes_the_index_per_slot_against_a_backlog(
         _query(statement, "pgboss"), {"slots": slots, "name": queue.name, "policy": policy}, prepare=False
     ).fetchall()
     assert len(found) == SLOTS
+
+
+@pytest.mark.parametrize(
+    ("policy", "statement", "holding"),
+    [
+        ("stately", "job_held_created_all", "created"),
+        ("short", "job_held_created_all", "created"),
+        ("exclusive", "job_held_live_all", "active"),
+    ],
+)
+def test_held_slots_read_as_a_fan_out_begins_uses_the_index_not_the_finished_jobs(
+    conn: psycopg.Connection[tuple[object, ...]],
+    backend: PgBossBackend,
+    policy: str,
+    statement: str,
+    holding: str,
+) -> None:
+    """20,000 jobs of which 500 still hold their slot, the rest completed: the one read of every held slot
+    (as a fan-out begins) goes through the policy's partial index and finds exactly those 500."""
+    now = datetime.now(UTC)
+    queue = queue_ref(policy_queue(policy))
+    backend.enqueue_many(conn, Batch(queue, tuple(job(f"e{i}", f"k{i}", now) for i in range(BACKLOG))))
+    conn.execute(
+        "UPDATE pgboss.job SET state = CASE WHEN singleton_key = ANY(%s) THEN %s::pgboss.job_state "
+        "ELSE 'completed' END WHERE name = %s",
+        ([f"k{i}" for i in range(0, 40 * 500, 40)], holding, queue.name),
+    )
+    conn.commit()
+    conn.execute("ANALYZE pgboss.job")
+    params = {"name": queue.name, "policy": policy, "limit": BACKLOG}
+
+    row = conn.execute(
+        b"EXPLAIN (FORMAT JSON) " + _query(statement, "pgboss").as_bytes(conn), params, prepare=False
+    ).fetchone()
+    assert row is not None
+    (plan,) = cast("list[dict[str, Any]]", row[0])
+    kinds = [node["Node Type"] for node in _nodes(plan["Plan"])]
+    assert "Seq Scan" not in kinds, kinds
+    found = conn.execute(_query(statement, "pgboss"), params, prepare=False).fetchall()
+    assert sorted(slot for slot, _, _ in found) == sorted(f"k{i}" for i in range(0, 40 * 500, 40))
+    assert {state for _, _, state in found} == {holding}
