@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import threading
 from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
@@ -75,7 +76,7 @@ COPY_THRESHOLD: Final = 2000
 """Batches larger than this go through COPY into a staging table instead of array parameters."""
 HELD_LIMIT: Final = 100_000
 """A fan-out into a queue where jobs hold slots reads up to this many of them as it begins, and leaves
-their jobs out of its one COPY; a queue with more goes chunk by chunk (about 15 MB at this default)."""
+their jobs out of its one COPY; a queue with more goes chunk by chunk (about 25 MB at this default)."""
 
 
 class PgBossBackend:
@@ -392,7 +393,7 @@ class PgBossBackend:
             rows = conn.execute(_query(statement, _schema(queue)), params, prepare=False).fetchall()
         if len(rows) > self.held_limit:
             return None
-        return {str(slot): (str(id_), str(state)) for slot, id_, state in rows}
+        return {str(slot): (str(id_), sys.intern(str(state))) for slot, id_, state in rows}
 
     def _live_settings(self, conn: psycopg.Connection[Any], queue: QueueRef) -> _QueueSettings:
         with _driver_errors("queue lookup", queue):
