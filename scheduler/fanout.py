@@ -7,23 +7,24 @@ The queue database sees one connection per fan-out and one transaction for all t
 schedule; the caller may put its own statements (the ledger claim) in the same transaction. The cohort
 is read on its own read-only connection to the app database and streamed in chunks.
 
-Each chunk is planned, split against the tick's singleton keys and encoded by its backend (`preparer`) in
-a planning thread, while the enqueue loop writes the chunk before it; only the enqueue, the report and
-(past `spill_after` keys) the key bookkeeping use the queue connection, always from the enqueue loop.
+Each chunk is planned, split against the tick's singleton keys (`TickKeys`: in memory, past `spill_after`
+in a local SQLite file) and encoded by its backend (`preparer`) in a planning thread, while the enqueue
+loop writes the chunk before it; only the enqueue and the report use the queue connection, always from
+the enqueue loop.
 
-The chunks of a pg-boss queue go into one COPY for the whole fan-out (a `ChunkStream`) while that is safe:
-the slots of the queue held when the fan-out began are known (none, or few enough to read then and leave
-their jobs out), and the tick's keys are in memory (past
-`spill_after` every chunk needs the connection for its key claim, so the stream ends there). Each chunk's
-results are known as it is written, because the COPY lands whole or not at all; if it is refused (a slot
-taken meanwhile), the fan-out is rolled back to a savepoint and done again one statement per chunk, each
-chunk then finding its own held slots.
+The chunks of a pg-boss queue go into one COPY for the whole fan-out (a `ChunkStream`), whatever the
+cohort size, while that is safe: the slots of the queue held when the fan-out began are known (none, or
+few enough to read then and leave their jobs out). Each chunk's results are known as it is written,
+because the COPY lands whole or not at all; if it is refused (a slot taken meanwhile), the fan-out is
+rolled back to a savepoint and done again one statement per chunk, each chunk then finding its own held
+slots.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -129,9 +130,9 @@ class Fanout:
     detail_limit: int | None = 10_000
     preview_limit: int = PREVIEW_JOBS
     spill_after: int = 250_000
-    """Singleton keys a tick holds in memory before `TickKeys` moves them to temporary tables (about
-    50 MB at this default; past it, each chunk costs the queue database one claim statement and one COPY
-    of its holders)."""
+    """Singleton keys a tick holds in memory (about 50 MB at this default) before `TickKeys` moves them to
+    a private SQLite database on local disk (a temporary file under $TMPDIR or /tmp, with a 16 MB page
+    cache), which the planning thread claims keys in without the queue connection."""
     plan_ahead: int = 2
     """Batches the cohort read, the plan, the tick-key split and the backend's encoding may run ahead of the
     enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes
@@ -219,44 +220,40 @@ class TickKeys:
     """The non-null singleton keys already planned in this tick, per queue, so a repeat is reported as
     `duplicate_in_cohort` naming the job that holds its key, even when it arrives in a later chunk.
 
-    Keys (and their holders) are held in memory up to `spill_after`; past that (cohorts of millions), and
-    only when a connection is given, they move to temporary tables dropped at commit, keeping memory
-    bounded: one with a unique index that claims keys, one written by COPY with their holders. Both paths
-    report the same outcomes.
+    Keys (and their holders) are held in memory up to `spill_after`; past that (cohorts of millions) they
+    move to a private SQLite database on local disk (`fanout.sql`), keeping memory bounded without the queue
+    connection, which the fan-out's one COPY keeps busy: one table with a primary key that claims keys, one
+    appended with their holders. Both paths report the same outcomes. `close` removes the database.
+
+    `split` runs in the planning thread while `remember` and `name_holders` run in the enqueue loop: every
+    method takes the lock. Batches must be split in plan order.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any] | None, spill_after: int = 250_000) -> None:
-        self._conn = conn
+    def __init__(self, spill_after: int = 250_000) -> None:
         self._spill_after = spill_after
         self._memory: dict[str, dict[str, str | None]] = {}
         """Queue → key → the job holding it (None until its batch is enqueued, or when it was dropped)."""
         self._size = 0
-        self._spilled = False
+        self._store: sqlite3.Connection | None = None
         self._holders_indexed = False
         self._lock = threading.Lock()
-        """`split` may run in the planning thread while `remember` runs in the enqueue loop."""
 
-    def split(self, batch: Batch, *, memory_only: bool = False) -> tuple[Batch, dict[int, Dropped]] | None:
+    def split(self, batch: Batch) -> tuple[Batch, dict[int, Dropped]]:
         """Split a batch into the jobs whose key is new in this tick and drops for the repeats (by index).
 
         The drops name no holder yet: a repeat of a key first seen in this same batch is held by a job
         that does not exist until the batch is enqueued; `name_holders` fills them in after `remember`.
-        A batch with no repeat is returned as it is. With `memory_only`, a batch that needs the database
-        (the keys spilled, or are about to) is left alone and None returned: the caller splits it, and
-        every later batch, with the connection. Batches must be split in plan order.
+        A batch with no repeat is returned as it is.
         """
         queue = batch.queue.logical
         keys = [j.singleton_key for j in batch.jobs]
         keyed = len(keys) - keys.count(None)
         if not keyed:
             return batch, {}
-        must_spill = self._conn is not None and self._size + keyed > self._spill_after
-        if memory_only and (self._spilled or must_spill):
-            return None
-        if not self._spilled and must_spill:
-            self._spill()
-        if not self._spilled and keyed == len(keys):
-            with self._lock:
+        with self._lock:
+            if self._store is None and self._size + keyed > self._spill_after:
+                self._spill()
+            if self._store is None and keyed == len(keys):
                 known = self._memory.setdefault(queue, {})
                 new: dict[str, str | None] = dict.fromkeys(cast("list[str]", keys))
                 if len(new) == len(keys) and known.keys().isdisjoint(new):
@@ -264,30 +261,31 @@ class TickKeys:
                     known.update(new)
                     self._size += len(new)
                     return batch, {}
-        return self._split_keyed(batch, [(i, k) for i, k in enumerate(keys) if k is not None])
-
-    def _split_keyed(self, batch: Batch, keyed: list[tuple[int, str]]) -> tuple[Batch, dict[int, Dropped]]:
-        queue = batch.queue.logical
-        fresh: set[int]
-        if self._spilled:
-            fresh = self._claim_in_table(queue, keyed)
-        else:
-            fresh = set()
-            with self._lock:
-                known = self._memory.setdefault(queue, {})
-                for i, key in keyed:
-                    if key not in known:
-                        known[key] = None
-                        fresh.add(i)
-                self._size += len(fresh)
+            fresh = self._claim(queue, [(i, k) for i, k in enumerate(keys) if k is not None])
         drops = {
-            i: Dropped(key=batch.jobs[i].key, reason=DropReason.DUPLICATE_IN_COHORT, singleton_key=key)
-            for i, key in keyed
-            if i not in fresh
+            i: Dropped(key=job.key, reason=DropReason.DUPLICATE_IN_COHORT, singleton_key=job.singleton_key)
+            for i, job in enumerate(batch.jobs)
+            if job.singleton_key is not None and i not in fresh
         }
         if not drops:
             return batch, {}
         return Batch(batch.queue, tuple(j for i, j in enumerate(batch.jobs) if i not in drops)), drops
+
+    def _claim(self, queue: str, keyed: list[tuple[int, str]]) -> set[int]:
+        """Claim the keys (index, key) of a batch; return the indexes of the jobs whose key was new."""
+        first: dict[str, int] = {}
+        for i, key in keyed:
+            first.setdefault(key, i)
+        if self._store is not None:
+            rows = self._store.execute(
+                FANOUT_QUERIES["tick_keys_claim_many"], {"queue": queue, "keys": json.dumps(list(first))}
+            ).fetchall()
+            return {first[key] for (key,) in rows}
+        known = self._memory.setdefault(queue, {})
+        fresh = [key for key in first if key not in known]
+        known.update(dict.fromkeys(fresh))
+        self._size += len(fresh)
+        return {first[key] for key in fresh}
 
     def remember(self, queue: str, jobs: Iterable[JobSpec], outcomes: Iterable[Outcome]) -> None:
         """Note which job id now holds each key (for the holder named on a duplicate)."""
@@ -298,13 +296,12 @@ class TickKeys:
         ]
         if not held:
             return
-        if self._spilled:
-            assert self._conn is not None
-            with self._conn.cursor() as cur, cur.copy(FANOUT_QUERIES["tick_holders_copy"]) as copy:
-                for key, job_id in held:
-                    copy.write_row((queue, key, job_id))
-            return
         with self._lock:
+            if self._store is not None:
+                self._store.executemany(
+                    FANOUT_QUERIES["tick_holders_add_many"], [(queue, key, job_id) for key, job_id in held]
+                )
+                return
             self._memory.setdefault(queue, {}).update(held)
 
     def name_holders(self, queue: str, drops: dict[int, Dropped]) -> dict[int, Dropped]:
@@ -313,18 +310,17 @@ class TickKeys:
         if not keys:
             return drops
         holders: dict[str, str]
-        if self._spilled:
-            assert self._conn is not None
-            if not self._holders_indexed:
-                # Only a cohort with repeats past the spill reads holders: index them then, not before.
-                self._conn.execute(FANOUT_QUERIES["tick_holders_index"])
-                self._holders_indexed = True
-            rows = self._conn.execute(
-                FANOUT_QUERIES["tick_holders_many"], {"queue": queue, "keys": sorted(keys)}
-            ).fetchall()
-            holders = {str(k): str(j) for k, j in rows}
-        else:
-            with self._lock:
+        with self._lock:
+            if self._store is not None:
+                if not self._holders_indexed:
+                    # Only a cohort with repeats past the spill reads holders: index them then, not before.
+                    self._store.execute(FANOUT_QUERIES["tick_holders_index"])
+                    self._holders_indexed = True
+                rows = self._store.execute(
+                    FANOUT_QUERIES["tick_holders_many"], {"queue": queue, "keys": json.dumps(sorted(keys))}
+                ).fetchall()
+                holders = {str(k): str(j) for k, j in rows}
+            else:
                 known = self._memory.get(queue, {})
                 holders = {k: h for k in keys if (h := known.get(k))}
         return {
@@ -332,34 +328,26 @@ class TickKeys:
             for i, d in drops.items()
         }
 
-    def _spill(self) -> None:
-        assert self._conn is not None
-        # Only the enqueue loop spills, after the planning thread has stopped splitting (memory_only).
-        self._conn.execute(FANOUT_QUERIES["tick_keys_create"])
-        self._conn.execute(FANOUT_QUERIES["tick_holders_create"])
-        with self._conn.cursor() as cur:
-            with cur.copy(FANOUT_QUERIES["tick_keys_copy"]) as copy:
-                for queue, known in self._memory.items():
-                    for key in known:
-                        copy.write_row((queue, key))
-            with cur.copy(FANOUT_QUERIES["tick_holders_copy"]) as copy:
-                for queue, known in self._memory.items():
-                    for key, job_id in known.items():
-                        if job_id is not None:
-                            copy.write_row((queue, key, job_id))
-        self._memory.clear()
-        self._spilled = True
+    def close(self) -> None:
+        """Remove the store, if the keys spilled (its temporary file goes with it)."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
-    def _claim_in_table(self, queue: str, keyed: list[tuple[int, str]]) -> set[int]:
-        """Claim the batch's keys in the table; return the indexes of the jobs whose key was new."""
-        assert self._conn is not None
-        first: dict[str, int] = {}
-        for i, key in keyed:
-            first.setdefault(key, i)
-        rows = self._conn.execute(
-            FANOUT_QUERIES["tick_keys_claim_many"], {"keys": json.dumps(list(first)), "queue": queue}
-        ).fetchall()
-        return {first[key] for (key,) in rows}
+    def _spill(self) -> None:
+        """Move the keys and holders held in memory to the store (the caller holds the lock)."""
+        # "": a private temporary database on disk, removed when closed; the threads take turns (the lock).
+        store = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        store.executescript(FANOUT_QUERIES["tick_store_open"])
+        for queue, known in self._memory.items():
+            store.executemany(FANOUT_QUERIES["tick_keys_add_many"], ((queue, key) for key in known))
+            store.executemany(
+                FANOUT_QUERIES["tick_holders_add_many"],
+                ((queue, key, job_id) for key, job_id in known.items() if job_id is not None),
+            )
+        self._memory.clear()
+        self._store = store
 
 
 def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Dropped]) -> ChunkResult:
@@ -380,12 +368,10 @@ class _Chunk:
     and encoded for its backend where that needs no database."""
 
     batch: Batch
-    split: tuple[Batch, dict[int, Dropped]] | None
-    """The jobs whose key is new in the tick and the drops of the repeats, or None: the enqueue loop
-    splits the batch itself (the keys spilled to the queue database)."""
+    split: tuple[Batch, dict[int, Dropped]]
+    """The jobs whose key is new in the tick and the drops of the repeats."""
     prepared: object | None = None
-    """What the backend's `preparer` made of the split's jobs (of the whole batch when `split` is None:
-    usable as long as the split drops nothing), or None."""
+    """What the backend's `preparer` made of the split's jobs, or None."""
 
 
 def _chunks(
@@ -394,18 +380,13 @@ def _chunks(
     preparers: Mapping[str, Callable[[Batch], object]],
     sample: Callable[[Batch], None],
 ) -> Iterator[_Chunk]:
-    """Split and encode each batch, in plan order, as far as that needs no database; from the first batch
-    whose split needs the database on, every later one is split by the enqueue loop (so the tick's keys are
-    always split in plan order, and the planning thread never touches the connection) and the whole batch
-    is encoded here, on the bet that it has no repeated key."""
-    in_memory = True
+    """Split each batch against the tick's keys and encode it for its backend, in plan order (the
+    planning thread never touches the queue connection)."""
     try:
         for batch in batches:
             sample(batch)
-            split = keys.split(batch, memory_only=True) if in_memory else None
-            if split is None:
-                in_memory = False
-            sent = batch if split is None else split[0]
+            split = keys.split(batch)
+            sent = split[0]
             prepare = preparers.get(batch.queue.logical)
             yield _Chunk(batch, split, prepare(sent) if prepare is not None and sent.jobs else None)
     finally:
@@ -593,7 +574,7 @@ def _run_once(
     missing = [q for q in missing if q.logical not in to_create]
     if missing:
         report.failure = f"queue {missing[0].name!r} ({missing[0].backend.value}, logical {missing[0].logical!r}) does not exist"
-    keys = TickKeys(None if dry else conn, fanout.spill_after)
+    keys = TickKeys(fanout.spill_after)
     placed: dict[str, set[str]] = {}
     preparers: dict[str, Callable[[Batch], object]] = {}
     if conn is not None and not missing:
@@ -604,6 +585,7 @@ def _run_once(
         }
     writer = _Streams(fanout.backends, conn) if stream and conn is not None and not missing else None
     with fanout.open_cohort(name, tick) as cohort, ExitStack() as cleanup:
+        cleanup.callback(keys.close)
         if writer is not None:
             cleanup.push(writer.on_error)
         sample = _StaggerSampler(preview, tick, max(1, (cohort.total or 0) // STAGGER_SAMPLES))
@@ -617,17 +599,7 @@ def _run_once(
                 if conn is None:
                     continue
                 prepared = chunk.prepared
-                split = chunk.split
-                if split is None:
-                    if writer is not None:
-                        # The keys moved to the queue database, which a stream keeps busy: no more streams.
-                        writer.close()
-                        writer = None
-                    split = keys.split(batch)
-                    assert split is not None  # without memory_only, split always splits
-                    if split[1]:
-                        prepared = None  # encoded for the whole batch; the backend encodes what is sent
-                sent, drops = split
+                sent, drops = chunk.split
                 backend = fanout.backends[batch.queue.backend]
                 if not sent.jobs:
                     result = ChunkResult(batch.queue, ())

@@ -33,7 +33,7 @@ schedules:
 
 
 @pytest.mark.parametrize("copy_threshold", [None, 0], ids=["arrays", "copy"])
-@pytest.mark.parametrize("spill_after", [50_000, 150], ids=["in-memory", "temp-table"])
+@pytest.mark.parametrize("spill_after", [50_000, 150], ids=["in-memory", "spilled"])
 def test_repeats_in_later_chunks_are_duplicates_naming_the_first(
     tmp_path: Path,
     environ: dict[str, str],
@@ -42,8 +42,8 @@ def test_repeats_in_later_chunks_are_duplicates_naming_the_first(
     copy_threshold: int | None,
 ) -> None:
     """1,000 rows in chunks of 100 share 300 keys: the first row of each key is accepted, every repeat is
-    dropped duplicate_in_cohort naming that row's job, whether keys stay in memory or spill to a table
-    (the planning thread splits the first chunk, the enqueue loop the rest), through either insert path."""
+    dropped duplicate_in_cohort naming that row's job, whether keys stay in memory or spill to the local
+    store after the first chunk, through either insert path."""
     fanout = load_fanout(
         tmp_path,
         SCHEDULE,

@@ -56,8 +56,8 @@ class ConnectionWatch(threading.Thread):
 def test_a_100k_fanout_holds_one_queue_connection(tmp_path: Path, queues_db: str) -> None:
     """100,000 entities go in on one queue-database connection: the most connections named
     scheduler:enqueue ever seen at once is 1, and the report says 1. `spill_after` is set below the cohort
-    (the default, 250k, would keep every key in memory), so the keys spill to the temp table on that same
-    connection after 50,000."""
+    (the default, 250k, would keep every key in memory), so the keys spill after 50,000 to a local store,
+    not to a second connection."""
     environ = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
     fanout = load_fanout(tmp_path, SCHEDULE, environ, detail_limit=0, spill_after=50_000)
     watch = ConnectionWatch(queues_db)
