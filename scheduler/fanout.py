@@ -42,7 +42,7 @@ from scheduler.backends.base import Backend, ChunkStream, StreamRefused
 from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
 from scheduler.config.lint import DROPPING_POLICIES
-from scheduler.errors import ConfigError
+from scheduler.errors import ConfigError, PlanError
 from scheduler.pipeline import ahead, collector_paused
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
 from scheduler.sqlfile import load_queries
@@ -278,7 +278,7 @@ class TickKeys:
             first.setdefault(key, i)
         if self._store is not None:
             rows = self._store.execute(
-                FANOUT_QUERIES["tick_keys_claim_many"], {"queue": queue, "keys": json.dumps(list(first))}
+                FANOUT_QUERIES["tick_keys_claim_many"], {"queue": queue, "keys": _key_list(first)}
             ).fetchall()
             return {first[key] for (key,) in rows}
         known = self._memory.setdefault(queue, {})
@@ -348,6 +348,32 @@ class TickKeys:
             )
         self._memory.clear()
         self._store = store
+
+
+def _key_list(keys: Iterable[str]) -> str:
+    """Singleton keys as the JSON array the key store reads; raises PlanError for a key no queue's text can
+    hold (a NUL, or a lone surrogate), which SQLite would not hand back unchanged."""
+    listed = list(keys)
+    text = json.dumps(listed, ensure_ascii=False)
+    try:
+        text.encode()
+        bad = next((key for key in listed if "\x00" in key), None)
+    except UnicodeEncodeError:
+        bad = next(key for key in listed if not _encodes(key))
+    if bad is not None:
+        raise PlanError(
+            f"singleton key {bad!r} holds a NUL character or a lone surrogate, which PostgreSQL text cannot "
+            "hold; fix the schedule's singleton_key template or the cohort row it renders from"
+        )
+    return text
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _merge(batch: Batch, sent: Batch, result: ChunkResult, drops: dict[int, Dropped]) -> ChunkResult:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scheduler.errors import PlanError
 from scheduler.fanout import TickKeys
 from scheduler.types import Accepted, BackendKind, Batch, DropReason, JobSpec, QueueRef
 
@@ -87,3 +89,15 @@ def test_spilled_and_in_memory_keys_report_the_same(
     expected = _model(batches)
     assert _run(TickKeys(spill_after=10_000), batches) == expected
     assert _run(TickKeys(spill_after=spill_after), batches) == expected
+
+
+@pytest.mark.parametrize("key", ["nul\x00key", "lone \ud800"], ids=["nul", "surrogate"])
+def test_a_key_no_text_can_hold_is_a_plan_error_once_spilled(key: str) -> None:
+    """Past the spill a key travels to the local store as JSON text: a NUL or a lone surrogate (which no
+    queue's PostgreSQL text could hold either) is a PlanError naming the key, not a lookup failure."""
+    keys = TickKeys(spill_after=0)
+    try:
+        with pytest.raises(PlanError, match="NUL character or a lone surrogate"):
+            keys.split(Batch(QUEUES["insights"], (JobSpec("e1", key, {}, TICK),)))
+    finally:
+        keys.close()
