@@ -72,10 +72,12 @@ def _model(batches: list[tuple[str, list[str | None]]]) -> Run:
     return out
 
 
+TEXT_KEYS = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=3)
+"""Any text a queue can hold (no NUL; Hypothesis leaves out lone surrogates): see the last test for the rest."""
 BATCHES = st.lists(
     st.tuples(
         st.sampled_from(sorted(QUEUES)),
-        st.lists(st.none() | st.sampled_from([f"k{i}" for i in range(12)]) | st.text(max_size=3), max_size=8),
+        st.lists(st.none() | st.sampled_from([f"k{i}" for i in range(12)]) | TEXT_KEYS, max_size=8),
     ),
     max_size=8,
 )
