@@ -72,8 +72,10 @@ def _model(batches: list[tuple[str, list[str | None]]]) -> Run:
     return out
 
 
-TEXT_KEYS = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=3)
-"""Any text a queue can hold (no NUL; Hypothesis leaves out lone surrogates): see the last test for the rest."""
+TEXT_KEYS = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=3
+)
+"""Any text a queue can hold (no NUL, no lone surrogate): the last test covers those."""
 BATCHES = st.lists(
     st.tuples(
         st.sampled_from(sorted(QUEUES)),
