@@ -177,7 +177,10 @@ class PgBossBackend:
         # and reported held, so the chunks can still share one COPY. None: none held, or too many to keep.
         # A holder that a worker takes while the fan-out runs is reported as it was read: the tick's view of
         # the queue is the one it began with (a slot taken meanwhile refuses the COPY; see `_CopyStream`).
-        held = self._held_slots(conn, queue, settings) if settings.slots_held else None
+        # Not read when a COPY of this queue already failed on the connection (a fan-out done again after
+        # its stream was refused): its chunks take the staging path, which finds its own holders.
+        copying = not self._copy_failed_before(conn, queue.name)
+        held = self._held_slots(conn, queue, settings) if settings.slots_held and copying else None
 
         keyless_before = False
 
