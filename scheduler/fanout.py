@@ -12,9 +12,11 @@ in a local SQLite file) and encoded by its backend (`preparer`) in a planning th
 loop writes the chunk before it; only the enqueue and the report use the queue connection, always from
 the enqueue loop.
 
-The chunks of a pg-boss queue go into one COPY for the whole fan-out (a `ChunkStream`), whatever the
-cohort size, while that is safe: the slots of the queue held when the fan-out began are known (none, or
-few enough to read then and leave their jobs out). Each chunk's results are known as it is written,
+The chunks of the queues of one pg-boss or procrastinate schema go into one COPY for the whole fan-out
+(a `ChunkStream`), whatever the cohort size, while that is safe: the slots held when the fan-out began are
+known (none, or few enough to read then and leave their jobs out). A procrastinate stream takes its job ids
+from the sequence before it starts (a COPY returns none), so a fan-out into procrastinate counts its cohort
+first, in the cohort's snapshot, to know how many. Each chunk's results are known as it is written,
 because the COPY lands whole or not at all; if it is refused (a slot taken meanwhile), the fan-out is
 rolled back to a savepoint and done again one statement per chunk, each chunk then finding its own held
 slots.
@@ -138,9 +140,8 @@ class Fanout:
     enqueue, in a thread of their own, so the client builds the next chunk while the queue database writes
     this one; 0 does all of it in line."""
     stream: bool = True
-    """Send a queue's chunks as one statement (`ChunkStream`) while that is safe: the slots of the queue held
-    when the fan-out starts known (none, or read then), the tick's keys in memory. False: one statement per
-    chunk."""
+    """Send a queue's chunks as one statement (`ChunkStream`) while that is safe: the slots held when the
+    fan-out starts known (none, or read then). False: one statement per chunk."""
 
     def schedule(self, name: str) -> Schedule:
         try:
@@ -172,8 +173,9 @@ class Fanout:
         return psycopg.connect(self.dsn(self.queue_database(name)), application_name=QUEUE_APPLICATION_NAME)
 
     @contextmanager
-    def open_cohort(self, name: str, tick: datetime) -> Iterator[CohortStream]:
-        """The schedule's cohort at `tick`, streamed."""
+    def open_cohort(self, name: str, tick: datetime, *, count: bool = False) -> Iterator[CohortStream]:
+        """The schedule's cohort at `tick`, streamed; with `count`, its size known (`total`) before the first
+        row (a SQL cohort is then counted first, in the same snapshot; the `spread` stagger always is)."""
         schedule = self.schedule(name)
         cohort = schedule.cohort
         if cohort.static is not None:
@@ -188,7 +190,7 @@ class Fanout:
             cohort.sql,
             cohort_params(name, schedule.timezone, tick),
             statement_timeout=cohort.statement_timeout,
-            count=schedule.stagger.strategy is StaggerStrategy.SPREAD,
+            count=count or schedule.stagger.strategy is StaggerStrategy.SPREAD,
             where=f"{self.loaded.locations.of(('schedules', name, 'cohort', 'sql'))}: schedule {name!r}",
         ) as stream:
             yield stream
@@ -473,31 +475,46 @@ class _StaggerSampler:
 
 
 class _Streams:
-    """The fan-out's open `ChunkStream`, at most one at a time on the queue connection: a chunk its stream
-    does not accept ends it (and takes a new stream, or the per-chunk path)."""
+    """The fan-out's `ChunkStream`s, at most one open at a time on the queue connection: a chunk its open
+    stream does not accept ends that statement and goes into another stream (one of this fan-out's that
+    accepts it, which starts a new statement, else a new one), or takes the per-chunk path. A stream whose
+    statement ended is kept for later chunks: a lane whose chunks alternate between a pg-boss and a
+    procrastinate queue reuses the procrastinate stream's ids instead of taking more at each switch."""
 
     def __init__(self, backends: Mapping[BackendKind, Backend], conn: psycopg.Connection[Any]) -> None:
         self._backends = backends
         self._conn = conn
         self._open: ChunkStream | None = None
+        self._idle: list[ChunkStream] = []
+        self.left: int | None = None
+        """At most this many jobs are left to write (the cohort's size less the jobs written so far: each
+        row plans at most one job), when the cohort was counted; a stream that takes its ids first needs it."""
 
     def write(self, batch: Batch, prepared: object | None) -> ChunkResult | None:
         """The batch's results if it went into a stream; None if it must be enqueued on its own (any open
         stream is closed first, so the connection is free)."""
+        left = self.left
+        if left is not None:
+            self.left = max(0, left - len(batch.jobs))
         if self._open is not None and not self._open.accepts(batch.queue, prepared):
             self.close()
         if self._open is None:
-            candidate = self._backends[batch.queue.backend].open_stream(self._conn, batch.queue)
-            if candidate is None or not candidate.accepts(batch.queue, prepared):
-                return None
+            candidate = next((s for s in self._idle if s.accepts(batch.queue, prepared)), None)
+            if candidate is not None:
+                self._idle.remove(candidate)
+            else:
+                candidate = self._backends[batch.queue.backend].open_stream(self._conn, batch.queue, left)
+                if candidate is None or not candidate.accepts(batch.queue, prepared):
+                    return None
             self._open = candidate
         return self._open.write(batch, prepared)
 
     def close(self) -> None:
-        """End the open stream; raises `StreamRefused` when it failed as a whole."""
+        """End the open stream's statement; raises `StreamRefused` when it failed as a whole."""
         stream, self._open = self._open, None
         if stream is not None:
             stream.close()
+            self._idle.append(stream)
 
     def on_error(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         """ExitStack callback: a fan-out that fails with a stream open ends the stream with its error."""
@@ -610,9 +627,11 @@ def _run_once(
             if q.logical not in to_create
         }
     writer = _Streams(fanout.backends, conn) if stream and conn is not None and not missing else None
-    with fanout.open_cohort(name, tick) as cohort, ExitStack() as cleanup:
+    count = writer is not None and any(fanout.backends[q.backend].stream_needs_total for q in queues)
+    with fanout.open_cohort(name, tick, count=count) as cohort, ExitStack() as cleanup:
         cleanup.callback(keys.close)
         if writer is not None:
+            writer.left = cohort.total
             cleanup.push(writer.on_error)
         sample = _StaggerSampler(preview, tick, max(1, (cohort.total or 0) // STAGGER_SAMPLES))
         planned = _chunks(fanout.plan(name, tick, cohort, preview), keys, preparers, sample)

@@ -29,14 +29,15 @@ class StreamRefused(Exception):
 
 
 class ChunkStream(Protocol):
-    """One bulk statement kept open across a fan-out's chunks (pg-boss: one COPY into the job table).
+    """One bulk statement kept open across a fan-out's chunks (one COPY into the job table).
 
     `write` returns each chunk's results at once, as they will be if the statement lands: every job
     written is accepted, and repeats of a slot within a chunk are dropped naming the chunk's first job of
     that slot. `close` ends the statement: it raises `StreamRefused` when the statement failed as a whole,
     and then every result `write` returned is void (the caller rolls back to a savepoint taken before the
     first write and does the fan-out again without a stream). While a stream is open its connection runs
-    nothing else.
+    nothing else. After a `close` that did not raise, the stream may be written to again (it `accepts`
+    as before): that starts a new statement.
     """
 
     def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
@@ -60,6 +61,8 @@ class Backend(Protocol):
     """An adapter for one queue system's tables (pg-boss 12, procrastinate 3)."""
 
     kind: BackendKind
+    stream_needs_total: bool
+    """Whether `open_stream` needs `expected` (the fan-out then counts its cohort first to give it)."""
 
     def check_schema(self, conn: psycopg.Connection[Any], queue: QueueRef) -> str:
         """Check that the queue system's tables are a version we support; return the version found.
@@ -117,9 +120,13 @@ class Backend(Protocol):
         """
         ...
 
-    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> ChunkStream | None:
+    def open_stream(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, expected: int | None = None
+    ) -> ChunkStream | None:
         """A stream that writes this fan-out's chunks for `queue` (and for other queues it `accepts`) as one
-        statement, or None when this backend has none. Touches nothing until its first `write`."""
+        statement, or None when this backend has none (or needs `expected` and it is None). `expected`: at
+        most this many jobs are left to write in the fan-out, this chunk's included (None: unknown). Touches
+        nothing until its first `write`."""
         ...
 
     def predict_many(

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, LiteralString
 from weakref import WeakKeyDictionary
@@ -37,6 +37,19 @@ import psycopg
 from psycopg import sql
 
 from scheduler.backends.base import StreamRefused
+from scheduler.backends.copybinary import (
+    MICROSECOND,
+    NULL,
+    PG_EPOCH,
+    SIGNATURE,
+    TRAILER,
+    body,
+    int4_field,
+    int_field,
+    jsonb_header,
+    text_field,
+    timestamp_field,
+)
 from scheduler.backends.pgboss.ids import JobIds
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
@@ -83,6 +96,7 @@ class PgBossBackend:
     """Enqueue into pg-boss 12 (schema version 46) with direct SQL that a real pg-boss worker consumes."""
 
     kind: BackendKind = BackendKind.PGBOSS
+    stream_needs_total: bool = False
 
     def __init__(self, copy_threshold: int = COPY_THRESHOLD, held_limit: int = HELD_LIMIT) -> None:
         self.copy_threshold = copy_threshold
@@ -260,7 +274,9 @@ class PgBossBackend:
                 outcomes.append(_conflict(job, policy, holder))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
 
-    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> _CopyStream:
+    def open_stream(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, expected: int | None = None
+    ) -> _CopyStream:
         """One COPY into the job table of `queue`'s schema for the fan-out's chunks: of this queue and of
         the schema's other queues, while no slot of theirs was held when their settings were read."""
         return _CopyStream(self, conn, _schema(queue))
@@ -496,8 +512,8 @@ class _CopyStream:
                 cur = stack.enter_context(self._conn.cursor())
                 self._copy = stack.enter_context(cur.copy(_query("job_copy", self._schema)))
                 self._open = stack
-                self._copy.write(_COPY_SIGNATURE)
-            self._copy.write(memoryview(prepared.copy_data)[len(_COPY_SIGNATURE) : -len(_COPY_TRAILER)])
+                self._copy.write(SIGNATURE)
+            self._copy.write(body(prepared.copy_data))
         return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, prepared))
 
     def close(self) -> None:
@@ -508,7 +524,7 @@ class _CopyStream:
         queue = next(iter(self._queues.values()))
         try:
             with _driver_errors("enqueue", queue):
-                copy.write(_COPY_TRAILER)
+                copy.write(TRAILER)
                 stack.close()
         except BackendError as exc:
             if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
@@ -704,27 +720,8 @@ def _copied(rows: list[_Row], order: list[int], policy: str) -> list[_Row]:
     return sent
 
 
-_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
-_COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
-_COPY_TRAILER: Final = b"\xff\xff"
-_COPY_NULL: Final = b"\xff\xff\xff\xff"
 _COPY_FIELDS: Final = struct.pack(">h", 18)
-_length: Final = struct.Struct(">i").pack
 _uuid_field: Final = struct.Struct(">i16s").pack
-_jsonb_header: Final = struct.Struct(">ib").pack
-"""A jsonb field's length, then its binary format version (1); the JSON text follows."""
-_int4_field: Final = struct.Struct(">ii").pack
-_timestamp_field: Final = struct.Struct(">iq").pack
-
-
-def _text_field(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return _length(len(data)) + data
-
-
-def _int_field(value: int | None) -> bytes:
-    return _COPY_NULL if value is None else _int4_field(4, value)
 
 
 def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
@@ -734,49 +731,49 @@ def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
 
     Rendered here, not by the driver, so it can run in the planning thread; binary, so the server parses
     no text (ids, timestamps, integers); the fields every row shares are rendered once."""
-    retention = timedelta(seconds=settings.retention_seconds) // _MICROSECOND
-    name_field = _text_field(name)
-    state_field = _text_field("created")
-    created_on = _timestamp_field(8, (settings.now - _PG_EPOCH) // _MICROSECOND)
+    retention = timedelta(seconds=settings.retention_seconds) // MICROSECOND
+    name_field = text_field(name)
+    state_field = text_field("created")
+    created_on = timestamp_field(8, (settings.now - PG_EPOCH) // MICROSECOND)
     backoff = b"\x00\x00\x00\x01" + (b"\x01" if settings.retry_backoff else b"\x00")
     tail = (
-        _text_field(settings.policy)
-        + (_COPY_NULL if settings.dead_letter is None else _text_field(settings.dead_letter))
-        + _int_field(settings.heartbeat_seconds)
+        text_field(settings.policy)
+        + (NULL if settings.dead_letter is None else text_field(settings.dead_letter))
+        + int_field(settings.heartbeat_seconds)
     )
     middles: dict[tuple[int | None, int | None, int | None], bytes] = {}
-    out = [_COPY_SIGNATURE]
+    out = [SIGNATURE]
     try:
         for job_id, data, priority, start_after, key, own_limit, own_delay, own_expire in rows:
             middle = middles.get((own_limit, own_delay, own_expire))
             if middle is None:
                 middle = middles[(own_limit, own_delay, own_expire)] = b"".join(
                     (
-                        _int_field(settings.retry_limit if own_limit is None else own_limit),
-                        _int_field(settings.retry_delay if own_delay is None else own_delay),
+                        int_field(settings.retry_limit if own_limit is None else own_limit),
+                        int_field(settings.retry_delay if own_delay is None else own_delay),
                         backoff,
-                        _int_field(settings.retry_delay_max),
-                        _int_field(settings.expire_seconds if own_expire is None else own_expire),
-                        _int_field(settings.deletion_seconds),
+                        int_field(settings.retry_delay_max),
+                        int_field(settings.expire_seconds if own_expire is None else own_expire),
+                        int_field(settings.deletion_seconds),
                     )
                 )
             payload = data.encode("utf-8")
-            start = (start_after - _PG_EPOCH) // _MICROSECOND
+            start = (start_after - PG_EPOCH) // MICROSECOND
             out.append(
                 b"".join(
                     (
                         _COPY_FIELDS,
                         _uuid_field(16, bytes.fromhex(job_id.replace("-", ""))),
                         name_field,
-                        _jsonb_header(len(payload) + 1, 1),
+                        jsonb_header(len(payload) + 1, 1),
                         payload,
-                        _int4_field(4, priority),
+                        int4_field(4, priority),
                         state_field,
-                        _timestamp_field(8, start),
+                        timestamp_field(8, start),
                         created_on,
-                        _COPY_NULL if key is None else _text_field(key),
+                        NULL if key is None else text_field(key),
                         middle,
-                        _timestamp_field(8, start + retention),
+                        timestamp_field(8, start + retention),
                         tail,
                     )
                 )
@@ -789,7 +786,7 @@ def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
         raise PlanError(
             f'Queue "{name}": a payload or singleton key is not valid Unicode text ({exc}).'
         ) from exc
-    out.append(_COPY_TRAILER)
+    out.append(TRAILER)
     return b"".join(out)
 
 

@@ -16,6 +16,12 @@ Mapping from a `JobSpec`:
 - `retry_limit`, `retry_delay_seconds` and `expire_in_seconds` have no column: procrastinate keeps retry
   policy on the task, in the worker's code. They are ignored.
 
+A fan-out sends all its chunks for the queues of one procrastinate schema through one binary COPY instead
+(`open_stream`, see `scheduler.fanout`), when it knows how many jobs it may write (to take their ids
+first: a COPY returns none) and the queueing locks todo jobs held as it began (up to `held_limit`, read
+once; their jobs are left out and reported held). A lock taken meanwhile refuses the COPY as a whole, and
+the fan-out is done again one `job_insert_many` per chunk.
+
 procrastinate has no version table, so `check_schema` probes the catalogs. `QueueRef.schema`, when set, is
 the schema procrastinate lives in: each call points `search_path` at it and puts the previous value back
 (the insert triggers name procrastinate's tables unqualified, so qualifying our own names would not do).
@@ -24,15 +30,30 @@ the schema procrastinate lives in: each call points `search_path` at it and puts
 from __future__ import annotations
 
 import json
+import struct
+from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, LiteralString
+from functools import partial
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Final, LiteralString
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from scheduler.backends.base import StreamRefused
+from scheduler.backends.copybinary import (
+    NULL,
+    SIGNATURE,
+    TRAILER,
+    int4_field,
+    jsonb_field,
+    microseconds,
+    text_field,
+    timestamp_field,
+)
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
@@ -77,12 +98,20 @@ name: `procrastinate_jobs_queueing_lock_idx_v1` replaced the unsuffixed index in
 REQUIRED_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 NAME_LIMIT = 128
 """`queue_name` and `task_name` are varchar(128)."""
+HELD_LIMIT: Final = 100_000
+"""A fan-out reads up to this many queueing locks held by todo jobs as it begins, to leave their jobs out
+of its one COPY; with more it goes one statement per chunk (about 20 MB at this default)."""
 
 
 class ProcrastinateBackend:
     """Adapter for procrastinate 3 tables (see the module docstring for the column mapping)."""
 
     kind = BackendKind.PROCRASTINATE
+    stream_needs_total = True
+    """A stream takes its jobs' ids before it writes, so the fan-out counts its cohort first."""
+
+    def __init__(self, held_limit: int = HELD_LIMIT) -> None:
+        self.held_limit = held_limit
 
     def check_schema(self, conn: psycopg.Connection[Any], queue: QueueRef) -> str:
         """Probe the jobs table, its columns, the queueing-lock index and the status enum.
@@ -148,9 +177,22 @@ class ProcrastinateBackend:
     def preparer(
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
     ) -> Callable[[Batch], object]:
-        """The batch's task args as JSON, checked (the part of `enqueue_many` that needs no database)."""
-        _require_task(queue)
-        return lambda batch: _Prepared(tuple(_validate(queue, batch.jobs)))
+        """The batch's task args as JSON, checked (the part of `enqueue_many` that needs no database), and,
+        for a write, the batch's rows as the stream's COPY sends them (`_stream_rows`), when the queueing
+        locks held now are few enough to read: those read here, once, before the fan-out writes anything.
+        A holder a worker takes while the fan-out runs is reported as it was read (the tick's view of the
+        queue is the one it began with); a lock taken meanwhile refuses the stream's COPY."""
+        task = _require_task(queue)
+        held = None if dry else self._held_locks(conn, queue)
+        if held is None:
+            return lambda batch: _Prepared(tuple(_validate(queue, batch.jobs)))
+        names = text_field(queue.name) + text_field(task)
+
+        def prepare(batch: Batch) -> _Prepared:
+            args = tuple(_validate(queue, batch.jobs))
+            return _Prepared(args, _stream_rows(batch, args, held, names))
+
+        return prepare
 
     def enqueue_many(
         self, conn: psycopg.Connection[Any], batch: Batch, prepared: object | None = None
@@ -197,9 +239,14 @@ class ProcrastinateBackend:
                 outcomes.append(_dropped(job, DropReason.POLICY_CONFLICT, holders))
         return ChunkResult(queue=queue, outcomes=tuple(outcomes))
 
-    def open_stream(self, conn: psycopg.Connection[Any], queue: QueueRef) -> None:
-        """No stream: each chunk is its own INSERT (ids are taken first, then rows inserted by lock)."""
-        return None
+    def open_stream(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, expected: int | None = None
+    ) -> _CopyStream | None:
+        """One COPY for the fan-out's chunks into the queues of `queue`'s schema, taking `expected` ids (at
+        most that many jobs are left to write) before it starts; None when `expected` is unknown."""
+        if expected is None:
+            return None
+        return _CopyStream(conn, queue.schema, expected)
 
     def predict_many(
         self,
@@ -251,6 +298,212 @@ class ProcrastinateBackend:
 
     def after_commit(self, conn: psycopg.Connection[Any], queue: QueueRef, info: QueueInfo) -> None:
         """Nothing to do: procrastinate's AFTER INSERT trigger sends the NOTIFY, delivered at commit."""
+
+    def _held_locks(self, conn: psycopg.Connection[Any], queue: QueueRef) -> dict[str, str] | None:
+        """queueing_lock → id of the todo job holding it, for every lock held now; None when there are more
+        than `held_limit`."""
+        with _in_schema(conn, queue):
+            rows = _fetch_all(conn, queue, "job_held_all", {"limit": self.held_limit + 1})
+        if len(rows) > self.held_limit:
+            return None
+        return {str(r["queueing_lock"]): str(r["id"]) for r in rows}
+
+
+class _CopyStream:
+    """The `ChunkStream` of procrastinate: one binary COPY into `procrastinate_jobs`, rows of any queue of
+    one schema, sent chunk by chunk as the fan-out plans them, with ids taken from the table's sequence
+    before the COPY starts (`expected` of them, in runs). The COPY lands whole or not at all (a queueing
+    lock taken after the held locks were read refuses it: `StreamRefused`), so each chunk's results are
+    known when it is written. A chunk with more jobs than ids are left is not accepted (the fan-out then
+    ends this stream and opens another). Written to again after `close`, it opens a new COPY with the ids
+    it has left. No savepoint of its own: the fan-out takes one around it."""
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str | None, expected: int) -> None:
+        self._conn = conn
+        self._schema = schema
+        self._expected = expected
+        self._ids: _Ids | None = None
+        self._open: ExitStack | None = None
+        self._copy: psycopg.Copy | None = None
+        self._queue: QueueRef | None = None
+
+    def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
+        if not (
+            queue.backend is BackendKind.PROCRASTINATE
+            and queue.schema == self._schema
+            and isinstance(prepared, _Prepared)
+            and prepared.rows is not None
+        ):
+            return False
+        left = self._expected if self._ids is None else self._ids.left
+        return len(prepared.rows.tails) <= left
+
+    def write(self, batch: Batch, prepared: object) -> ChunkResult:
+        # `accepts` said so:
+        assert isinstance(prepared, _Prepared)
+        assert prepared.rows is not None
+        queue = batch.queue
+        rows = prepared.rows
+        if self._copy is None:
+            self._start(queue)
+        assert self._copy is not None
+        assert self._ids is not None
+        ids = self._ids.take(len(rows.tails))
+        with _driver_errors(queue, "job_copy"):
+            self._copy.write(b"".join(chain.from_iterable(zip(map(_row_head, ids), rows.tails, strict=True))))
+        return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, rows, ids))
+
+    def _start(self, queue: QueueRef) -> None:
+        """Point search_path at the schema (the triggers need it during the COPY), take the ids (the first
+        time: a stream written to again after `close` hands out the rest), open the COPY."""
+        stack = ExitStack()
+        try:
+            stack.enter_context(_in_schema(self._conn, queue))
+            if self._ids is None:
+                runs = _fetch_all(self._conn, queue, "job_ids_reserve", {"count": self._expected})
+                self._ids = _Ids([(int(r["first"]), int(r["last"])) for r in runs])
+            with _driver_errors(queue, "job_copy"):
+                cur = stack.enter_context(self._conn.cursor())
+                self._copy = stack.enter_context(cur.copy(QUERIES["job_copy"]))
+                self._copy.write(SIGNATURE)
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._open, self._queue = stack, queue
+
+    def close(self) -> None:
+        stack, copy, queue = self._open, self._copy, self._queue
+        if stack is None or copy is None or queue is None:
+            return
+        self._open = self._copy = None
+        try:
+            with _driver_errors(queue, "job_copy"):
+                copy.write(TRAILER)
+                stack.close()
+        except BackendError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                diag = exc.__cause__.diag
+                where = f"schema {self._schema!r}" if self._schema else "the search_path's schema"
+                raise StreamRefused(
+                    f"procrastinate_jobs in {where}: {diag.message_primary} ({diag.message_detail})"
+                ) from exc.__cause__
+            raise
+
+    def abort(self, error: BaseException) -> None:
+        stack = self._open
+        self._open = self._copy = None
+        if stack is not None:
+            stack.__exit__(type(error), error, error.__traceback__)
+
+
+class _Ids:
+    """Job ids taken from the sequence, handed out in order."""
+
+    def __init__(self, runs: list[tuple[int, int]]) -> None:
+        self._runs = deque(range(first, last + 1) for first, last in runs)
+        self.left = sum(len(run) for run in self._runs)
+
+    def take(self, count: int) -> list[int]:
+        if count > self.left:
+            raise ValueError(f"{count} ids asked, {self.left} left")  # `accepts` prevents it
+        taken: list[int] = []
+        while len(taken) < count:
+            run = self._runs[0]
+            need = count - len(taken)
+            taken.extend(run[:need])
+            if len(run) <= need:
+                self._runs.popleft()
+            else:
+                self._runs[0] = run[need:]
+        self.left -= count
+        return taken
+
+
+_ROW_FIELDS: Final = 8
+"""job_copy's columns: id, queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at."""
+_row_head: Final = partial(struct.Struct(">hiq").pack, _ROW_FIELDS, 8)
+"""A COPY row's field count, then its first field, the id (an int8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamRows:
+    """A batch as the stream sends it: the rows, less their ids, of the jobs it writes, and why the others
+    are left out."""
+
+    sent: tuple[int, ...]
+    """Positions in the batch of the jobs written, in order."""
+    tails: tuple[bytes, ...]
+    """Each written job's COPY row after its id."""
+    held: dict[int, str]
+    """Position → id of the todo job that held the job's queueing lock as the fan-out began."""
+    repeats: dict[int, int]
+    """Position → position of the batch's first job with the same queueing lock."""
+
+
+def _stream_rows(
+    batch: Batch, args: tuple[str, ...], held: Mapping[str, str], names: bytes
+) -> _StreamRows | None:
+    """The batch's rows for the stream's COPY (`names`: the queue and task name fields, which every row
+    shares). None when a job's values do not fit the columns (the chunk then takes `job_insert_many`, which
+    reports it)."""
+    firsts, duplicates = _first_per_lock(batch.jobs)
+    jobs = batch.jobs
+    first_of: dict[str, int] = {}
+    sent: list[int] = []
+    tails: list[bytes] = []
+    held_at: dict[int, str] = {}
+    try:
+        for i in firsts:
+            job = jobs[i]
+            lock = job.singleton_key
+            if lock is not None:
+                first_of[lock] = i
+                holder = held.get(lock)
+                if holder is not None:
+                    held_at[i] = holder
+                    continue
+            sent.append(i)
+            tails.append(
+                names
+                + int4_field(4, job.options.priority)
+                + NULL
+                + (NULL if lock is None else text_field(lock))
+                + jsonb_field(args[i])
+                + timestamp_field(8, microseconds(job.start_after))
+            )
+    except (struct.error, UnicodeEncodeError):
+        return None
+    repeats = {i: first_of[lock] for i in duplicates if (lock := jobs[i].singleton_key) is not None}
+    return _StreamRows(tuple(sent), tuple(tails), held_at, repeats)
+
+
+def _outcomes_if_copied(batch: Batch, rows: _StreamRows, ids: list[int]) -> tuple[Outcome, ...]:
+    """A chunk's results once the COPY lands, with no read: the jobs written are accepted with their ids; a
+    job left out names the todo job that held its lock (`held`), or, repeating a lock of the batch, the
+    job holding it after the batch."""
+    job_ids = dict(zip(rows.sent, map(str, ids), strict=True))
+    holders = {i: (holder, "todo") for i, holder in rows.held.items()}
+    holders.update((i, (job_id, "todo")) for i, job_id in job_ids.items())
+    outcomes: list[Outcome] = []
+    for i, job in enumerate(batch.jobs):
+        job_id = job_ids.get(i)
+        if job_id is not None:
+            outcomes.append(Accepted(key=job.key, job_id=job_id))
+            continue
+        first = rows.repeats.get(i)
+        reason = DropReason.POLICY_CONFLICT if first is None else DropReason.DUPLICATE_IN_COHORT
+        holder_id, holder_state = holders[i if first is None else first]
+        outcomes.append(
+            Dropped(
+                key=job.key,
+                reason=reason,
+                singleton_key=job.singleton_key,
+                policy=POLICY,
+                holder_id=holder_id,
+                holder_state=holder_state,
+            )
+        )
+    return tuple(outcomes)
 
 
 def _slot(queue: QueueRef, lock: str) -> str:
@@ -318,9 +571,11 @@ def _first_per_lock(jobs: tuple[JobSpec, ...]) -> tuple[list[int], set[int]]:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A batch's task args as JSON text, checked: what `ProcrastinateBackend.preparer`'s function returns."""
+    """What `ProcrastinateBackend.preparer`'s function returns: a batch's task args as JSON text, checked,
+    and its rows for the stream (None: the chunk cannot go into one)."""
 
     args: tuple[str, ...]
+    rows: _StreamRows | None = None
 
 
 def _validate(queue: QueueRef, jobs: tuple[JobSpec, ...]) -> list[str]:
@@ -384,10 +639,17 @@ def _fetch_all(
 ) -> list[dict[str, Any]]:
     """Run one named statement; driver errors become `BackendError` with the original as `__cause__`."""
     query: LiteralString = QUERIES[name]
+    with _driver_errors(queue, name), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+@contextmanager
+def _driver_errors(queue: QueueRef, name: str) -> Iterator[None]:
+    """Driver errors of statement `name` become `BackendError` (text the driver cannot encode: `PlanError`),
+    with the original as `__cause__`."""
     try:
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
+        yield
     except UnicodeEncodeError as exc:
         raise PlanError(
             f"procrastinate queue {queue.name!r} ({queue.logical}): a queueing lock or argument is not valid "

@@ -83,3 +83,37 @@ SELECT set_config('search_path', %(search_path)s, %(is_local)s);
 SELECT queueing_lock, id::text AS id
 FROM procrastinate_jobs
 WHERE status = 'todo' AND queueing_lock = ANY(%(queueing_locks)s::text[]);
+
+-- name: job_held_all :many
+-- The stream's snapshot: every queueing_lock a todo job holds as a fan-out begins (the unique index spans
+-- all queues of the schema), with its holder, up to %(limit)s rows; the caller asks for one more than it
+-- keeps, to know there were too many. Reads the partial unique index's entries, not the finished jobs.
+SELECT queueing_lock, id::text AS id
+FROM procrastinate_jobs
+WHERE status = 'todo' AND queueing_lock IS NOT NULL
+LIMIT %(limit)s;
+
+-- name: job_ids_reserve :many
+-- Take %(count)s ids from the jobs table's own sequence at once, before a fan-out's one COPY (a COPY cannot
+-- say which ids it wrote, so the rows carry ids taken here). Returned as runs of consecutive ids, in order:
+-- a concurrent session's nextval splits a run; ids left unused are gaps, as after procrastinate's own
+-- failed batch_defer.
+SELECT min(id) AS first, max(id) AS last
+FROM (
+    SELECT id, id - row_number() OVER (ORDER BY id) AS run
+    FROM (
+        SELECT nextval(pg_get_serial_sequence('procrastinate_jobs', 'id')) AS id
+        FROM generate_series(1, %(count)s)
+    ) AS taken
+) AS numbered
+GROUP BY run
+ORDER BY first;
+
+-- name: job_copy
+-- The stream: a fan-out's rows for every queue of the schema, chunk by chunk, in one binary COPY, each with
+-- an id from job_ids_reserve. Listed columns only: status, attempts, abort_requested and worker_id keep their
+-- defaults, and the insert triggers fire per row as for an INSERT (the NOTIFY and the events). A row whose
+-- queueing_lock a todo job took after the fan-out read the held locks fails the whole COPY (unique
+-- violation); the fan-out rolls back to its savepoint and goes chunk by chunk with job_insert_many.
+COPY procrastinate_jobs (id, queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+FROM STDIN (FORMAT BINARY)

@@ -1,8 +1,9 @@
 """The structural facts behind the throughput (benchmarks/ measures the speed; this only counts): whatever
-the cohort size, a fan-out uses one queue connection and one COPY straight into pg-boss's job table (no
-INSERT), plus a fixed handful of small statements, also when jobs hold some of the tick's slots as it
-begins (read once, left out of the COPY); more held slots than it keeps, or a slot taken during the
-fan-out, turn it into one statement per chunk, with the same exact report."""
+the cohort size, a fan-out uses one queue connection and one COPY straight into the queue's job table
+(pg-boss's `job`, procrastinate's `procrastinate_jobs`; no INSERT), plus a fixed handful of small
+statements, also when jobs hold some of the tick's slots as it begins (read once, left out of the COPY);
+more held slots than it keeps, or a slot taken during the fan-out, turn it into one statement per chunk,
+with the same exact report."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import pytest
 from psycopg import sql
 
 from scheduler.backends.pgboss import PgBossBackend
+from scheduler.backends.procrastinate import ProcrastinateBackend
 from scheduler.config import load_config
 from scheduler.fanout import QUEUE_APPLICATION_NAME, Fanout, default_backends, fire
-from scheduler.types import BackendKind, Dropped, DropReason
+from scheduler.types import Dropped, DropReason
 from tests.integration.fanout.conftest import HEADER, job_count
 from tests.integration.pgboss.interop import send_steps
+from tests.integration.procrastinate.conftest import procrastinate_app
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,8 +44,9 @@ schedules:
     singleton_key: "n:{key}"
     stagger: { window: 60m, strategy: hash }
 """
-QUEUES = {"bulk": "bulk", "insights": "generate-insight-post"}
-"""Logical → pg-boss name: `bulk` is `standard` (no index can refuse a row), `insights` is `stately`."""
+QUEUES = {"bulk": "bulk", "insights": "generate-insight-post", "records": "records"}
+"""Logical → queue name: `bulk` is pg-boss `standard` (no index can refuse a row), `insights` is pg-boss
+`stately`, `records` is procrastinate (one todo job per queueing lock)."""
 
 
 class CountingConnection(psycopg.Connection[Any]):
@@ -103,7 +107,7 @@ def _fan_out(
     environ = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
     backends = default_backends()
     if backend is not None:
-        backends[BackendKind.PGBOSS] = backend
+        backends[backend.kind] = backend
     opened: list[CountingConnection] = []
     fanout = CountingFanout(
         load_config([path]),
@@ -126,7 +130,10 @@ def _count(statements: list[str], start: str) -> int:
 
 def _empty(queues_db: str, queue: str) -> None:
     with psycopg.connect(queues_db, autocommit=True) as db:
-        db.execute("DELETE FROM pgboss.job WHERE name = %s", (QUEUES[queue],))
+        if queue == "records":
+            db.execute("DELETE FROM procrastinate_jobs")
+        else:
+            db.execute("DELETE FROM pgboss.job WHERE name = %s", (QUEUES[queue],))
 
 
 def _hold(queues_db: str, queue: str, key: int) -> str:
@@ -238,5 +245,191 @@ def test_a_fan_out_whose_one_copy_is_refused_is_done_again_chunk_by_chunk(
     # goes through the staging table and one INSERT … ON CONFLICT.
     assert _count(statements, 'COPY "pgboss".job ') == 1
     assert _count(statements, "INSERT ") == 10_000 // CHUNK
+    with psycopg.connect(queues_db) as db:
+        assert job_count(db, QUEUES["insights"]) == 10_000
+
+
+def _defer(queues_db: str, key: int) -> str:
+    """A todo job holding queueing lock `n:<key>`, deferred by procrastinate's own API; its id."""
+    from procrastinate.jobs import Job
+
+    with procrastinate_app(queues_db) as app:
+        job = app.job_manager.defer_job(
+            Job(
+                id=None,
+                queue=QUEUES["records"],
+                lock=None,
+                queueing_lock=f"n:{key}",
+                task_name="interop.record",
+                task_kwargs={"n": key},
+            )
+        )
+    return str(job.id)
+
+
+def _procrastinate_rows(queues_db: str) -> tuple[int, int, set[str]]:
+    """Jobs in `records`, their `deferred` events (one per job the insert trigger saw), and their ids."""
+    with psycopg.connect(queues_db) as db:
+        ids = {
+            str(r[0]) for r in db.execute("SELECT id FROM procrastinate_jobs WHERE queue_name = 'records'")
+        }
+        events = db.execute(
+            "SELECT count(*) FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+            "WHERE j.queue_name = 'records' AND e.type = 'deferred'"
+        ).fetchone()
+    assert events is not None
+    return len(ids), int(events[0]), ids
+
+
+def _accepted_ids(report: FanoutReport) -> set[str]:
+    return {a.job_id for totals in report.queues.values() for a in totals.accepted_sample}
+
+
+def test_one_copy_into_procrastinate_per_fan_out_whatever_the_cohort_size(
+    tmp_path: Path, queues_db: str
+) -> None:
+    """Cohorts of 5,000 and 25,000 into a procrastinate queue, and 25,000 with the tick's keys spilled: one
+    COPY into procrastinate_jobs for the whole fan-out, no INSERT, the same statements at every size; the
+    ids reported are the rows written, and procrastinate's insert triggers saw every row."""
+    runs = {}
+    for size, spill_after in ((5_000, 250_000), (25_000, 250_000), (25_000, 5_000)):
+        _empty(queues_db, "records")
+        report, runs[size, spill_after] = _fan_out(
+            tmp_path, queues_db, size, "records", spill_after=spill_after
+        )
+        assert report.accepted == size
+        jobs, events, ids = _procrastinate_rows(queues_db)
+        assert (jobs, events) == (size, size)
+        assert _accepted_ids(report) == ids
+
+    for statements in runs.values():
+        assert _count(statements, "COPY procrastinate_jobs ") == 1
+        assert _count(statements, "COPY ") == 1
+        assert _count(statements, "INSERT ") + _count(statements, "WITH input ") == 0
+    assert len({len(statements) for statements in runs.values()}) == 1, runs
+
+
+def test_a_held_queueing_lock_is_read_once_and_keeps_one_copy(tmp_path: Path, queues_db: str) -> None:
+    """A todo job deferred by procrastinate already holds one of the tick's queueing locks: the fan-out
+    reads the held locks once as it begins, leaves that job out of its one COPY and names the holder."""
+    _empty(queues_db, "records")
+    holder = _defer(queues_db, 7_000)
+    report, statements = _fan_out(tmp_path, queues_db, 10_000, "records")
+    assert (report.accepted, report.dropped) == (9_999, 1)
+    drop = _only_drop(report)
+    assert (drop.key, drop.reason, drop.policy, drop.holder_id, drop.holder_state) == (
+        "7000",
+        DropReason.POLICY_CONFLICT,
+        "queueing_lock",
+        holder,
+        "todo",
+    )
+    assert _count(statements, "COPY procrastinate_jobs ") == 1
+    assert _count(statements, "WITH input ") == 0
+    assert _procrastinate_rows(queues_db)[0] == 10_000
+
+
+def test_more_held_queueing_locks_than_kept_go_chunk_by_chunk(tmp_path: Path, queues_db: str) -> None:
+    """More todo jobs hold queueing locks than `held_limit` keeps: one `job_insert_many` per chunk, no COPY,
+    and the same exact drops."""
+    _empty(queues_db, "records")
+    holders = {key: _defer(queues_db, key) for key in (3_000, 7_000)}
+    report, statements = _fan_out(tmp_path, queues_db, 10_000, "records", ProcrastinateBackend(held_limit=1))
+    assert (report.accepted, report.dropped) == (9_998, 2)
+    drops = [d for totals in report.queues.values() for d in totals.dropped_sample]
+    assert sorted((d.key, d.reason, d.holder_id, d.holder_state) for d in drops) == [
+        (str(key), DropReason.POLICY_CONFLICT, holder, "todo") for key, holder in sorted(holders.items())
+    ]
+    assert _count(statements, "COPY ") == 0
+    assert _count(statements, "WITH input ") == 10_000 // CHUNK
+
+
+class LockTakingBackend(ProcrastinateBackend):
+    """procrastinate, where another client defers a job holding lock `n:<key>` just after the fan-out read
+    the held locks (so its one COPY is refused at its end)."""
+
+    def __init__(self, queues_db: str, key: int) -> None:
+        super().__init__()
+        self.queues_db, self.key, self.holder = queues_db, key, ""
+
+    def preparer(
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+    ) -> Callable[[Batch], object]:
+        prepare = super().preparer(conn, queue, dry=dry)
+        if not self.holder:
+            self.holder = _defer(self.queues_db, self.key)
+        return prepare
+
+
+def test_a_procrastinate_copy_refused_is_done_again_chunk_by_chunk(
+    tmp_path: Path, queues_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queueing lock taken by another client while the fan-out runs refuses its one COPY: it is rolled
+    back and the tick done again chunk by chunk; exact report, nothing written twice, no id reused."""
+    _empty(queues_db, "records")
+    backend = LockTakingBackend(queues_db, 7_000)
+    with caplog.at_level("INFO", logger="scheduler.fanout"):
+        report, statements = _fan_out(tmp_path, queues_db, 10_000, "records", backend)
+    assert (report.accepted, report.dropped, report.planned) == (9_999, 1, 10_000)
+    drop = _only_drop(report)
+    assert (drop.key, drop.reason, drop.holder_id, drop.holder_state) == (
+        "7000",
+        DropReason.POLICY_CONFLICT,
+        backend.holder,
+        "todo",
+    )
+    assert "one statement per queue was refused" in caplog.text
+    assert _count(statements, "COPY procrastinate_jobs ") == 1
+    assert _count(statements, "WITH input ") == 10_000 // CHUNK
+    jobs, events, ids = _procrastinate_rows(queues_db)
+    assert (jobs, events) == (10_000, 10_000)
+    assert _accepted_ids(report) | {backend.holder} == ids
+
+
+MIXED = """\
+schedules:
+  everyone:
+    cron: "0 * * * *"
+    cohort:
+      sql: >-
+        select i as key, json_build_object('n', i) as data, case when i %% 2 = 0 then 'proc' end as source
+        from generate_series(1, 20000) as i
+    lane: mixed
+    singleton_key: "n:{key}"
+    stagger: { window: 60m, strategy: hash }
+"""
+"""A lane whose rows alternate between a pg-boss queue (`insights`) and a procrastinate one (`records`)."""
+
+
+def test_a_lane_alternating_between_pg_boss_and_procrastinate_takes_procrastinate_ids_once(
+    tmp_path: Path, queues_db: str
+) -> None:
+    """20,000 rows, every other one routed to procrastinate, in chunks of 2,500: the chunks alternate between
+    the two queues, so each switch ends one COPY and starts the other's; the procrastinate ids are taken
+    once, for the whole fan-out, not at each switch. Every job lands, with the ids reported."""
+    _empty(queues_db, "records")
+    _empty(queues_db, "insights")
+    path = tmp_path / "mixed.yaml"
+    path.write_text(HEADER + MIXED)
+    opened: list[CountingConnection] = []
+    fanout = CountingFanout(
+        load_config([path]),
+        {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db},
+        default_backends(),
+        chunk_size=CHUNK,
+        detail_limit=None,
+        opened=opened,
+    )
+    report = fire(fanout, "everyone", TICK).report
+    (conn,) = opened
+    statements = conn.statements
+    assert (report.planned, report.accepted, report.connections_used) == (20_000, 20_000, 1)
+    assert _count(statements, "SELECT min(id) AS first") == 1
+    copies = _count(statements, "COPY procrastinate_jobs ") + _count(statements, 'COPY "pgboss".job ')
+    assert copies == 20_000 // CHUNK  # the chunks alternate: one COPY per run of one queue's chunks
+    assert _count(statements, "INSERT ") + _count(statements, "WITH input ") == 0
+    jobs, events, ids = _procrastinate_rows(queues_db)
+    assert (jobs, events) == (10_000, 10_000)
+    assert {a.job_id for a in report.queues["records"].accepted_sample} == ids
     with psycopg.connect(queues_db) as db:
         assert job_count(db, QUEUES["insights"]) == 10_000

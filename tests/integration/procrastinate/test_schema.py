@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from scheduler.errors import ConfigError, QueueMissing, SchemaMismatch
-from scheduler.types import Accepted, DropReason, QueueInfo
+from scheduler.types import Accepted, Dropped, DropReason, QueueInfo
 from tests.integration.procrastinate.conftest import QUEUE, batch, procrastinate_app, spec
 
 if TYPE_CHECKING:
@@ -121,3 +121,23 @@ def test_procrastinate_in_its_own_schema(backend: ProcrastinateBackend, make_dat
         )
         events = conn.execute('SELECT type::text FROM "Jobs".procrastinate_events ORDER BY 1').fetchall()
         assert events == [("deferred",), ("scheduled",)]
+
+        # The stream (one COPY, ids taken first) in the same schema: A is held, B goes in with its events.
+        chunk = batch(spec("a", "A"), spec("b", "B"), queue=queue)
+        prepared = backend.preparer(conn, queue)(chunk)
+        stream = backend.open_stream(conn, queue, expected=2)
+        assert stream is not None
+        assert stream.accepts(queue, prepared)
+        held, written = stream.write(chunk, prepared).outcomes
+        stream.close()
+        assert conn.execute("SHOW search_path").fetchone() == ('"$user", public',)
+        conn.commit()
+        assert isinstance(written, Accepted)
+        assert isinstance(held, Dropped)
+        assert (held.reason, held.holder_id) == (DropReason.POLICY_CONFLICT, first.job_id)
+        rows = conn.execute(
+            'SELECT j.id::text, e.type::text FROM "Jobs".procrastinate_jobs j '
+            'JOIN "Jobs".procrastinate_events e ON e.job_id = j.id WHERE j.queueing_lock = %s ORDER BY 2',
+            ("B",),
+        ).fetchall()
+        assert rows == [(written.job_id, "deferred"), (written.job_id, "scheduled")]
