@@ -18,7 +18,9 @@ queue emptied and `VACUUM ANALYZE`d before every measurement:
    for a million); its rate is reported against every N.
 4. procrastinate `Task.batch_defer` of N jobs (no queueing lock: `configure` can only give one lock to the
    whole batch, which would fail it).
-5. raw COPY of the same N rows into pgboss.job (text COPY, rows rendered before the clock starts).
+5. ours into procrastinate: the same fan-out into a procrastinate queue, each job with its queueing lock
+   `insight:{key}` (the cohort counted first, the ids taken, one COPY into procrastinate_jobs).
+6. raw COPY of the same N rows into pgboss.job (text COPY, rows rendered before the clock starts).
 
 Then `dry-run` (`fire(..., dry=True)`, i.e. `predict`) of the 100k cohort against the cohort query alone.
 Every number is measured in this run; nothing is assumed. Each timing is the median of `--repeat` runs
@@ -62,6 +64,7 @@ databases:
   queue: { dsn_env: QUEUE_DATABASE_URL }
 queues:
   insights: { name: bench-insights, backend: pgboss, database: queue, policy: stately }
+  digests: { name: bench, backend: procrastinate, database: queue, task: bench.digest }
 schedules:
   digest:
     cron: "0 * * * *"
@@ -69,6 +72,14 @@ schedules:
     cohort:
       sql: select id as key, json_build_object('organizationId', id) as data from bench_org
     queue: insights
+    singleton_key: "insight:{key}"
+    stagger: { window: 60m, strategy: hash }
+  digest-procrastinate:
+    cron: "0 * * * *"
+    timezone: UTC
+    cohort:
+      sql: select id as key, json_build_object('organizationId', id) as data from bench_org
+    queue: digests
     singleton_key: "insight:{key}"
     stagger: { window: 60m, strategy: hash }
 """
@@ -103,10 +114,12 @@ def child_main(spec: dict[str, Any]) -> None:
     from scheduler.fanout import Fanout, default_backends, fire
 
     environ = {"APP_DATABASE_URL": spec["dsn"], "QUEUE_DATABASE_URL": spec["dsn"]}
-    fanout = Fanout(load_config([Path(spec["config"])]), environ, default_backends())
+    fanout = Fanout(
+        load_config([Path(spec["config"])]), environ, default_backends(), stream=spec.get("stream", True)
+    )
     base_rss = _rss_kb()
     started = time.perf_counter()
-    report = fire(fanout, "digest", TICK, dry=bool(spec.get("dry"))).report
+    report = fire(fanout, spec.get("schedule", "digest"), TICK, dry=bool(spec.get("dry"))).report
     seconds = time.perf_counter() - started
     print(
         json.dumps(
@@ -305,11 +318,13 @@ def copy_payload(dsn: str, jobs: list[tuple[int, str, datetime]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def run_ours(dsn: str, config: Path, n: int, *, dry: bool = False) -> dict[str, Any]:
+def run_ours(
+    dsn: str, config: Path, n: int, *, dry: bool = False, schedule: str = "digest", stream: bool = True
+) -> dict[str, Any]:
     watch = ConnectionWatch(dsn)
     watch.start()
     watch.ready.wait(10)
-    spec = json.dumps({"dsn": dsn, "config": str(config), "dry": dry})
+    spec = json.dumps({"dsn": dsn, "config": str(config), "dry": dry, "schedule": schedule, "stream": stream})
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--child", spec],
@@ -463,7 +478,7 @@ def run_all(args: argparse.Namespace, dsn: str, sizes: list[int]) -> int:
         write_pgboss_jobs(jobs, jobs_file)
         payload = copy_payload(dsn, jobs)
         del jobs
-        m = {k: Measure(k, n) for k in ("ours", "insert", "procrastinate", "copy")}
+        m = {k: Measure(k, n) for k in ("ours", "insert", "procrastinate", "ours-procrastinate", "copy")}
         peak: list[dict[str, Any]] = []
         for _ in range(repeats(args, n)):
             reset(dsn)
@@ -479,6 +494,10 @@ def run_all(args: argparse.Namespace, dsn: str, sizes: list[int]) -> int:
             assert count_jobs(dsn)[0] == n, "pg-boss insert() wrote a different number of jobs"
             reset(dsn)
             m["procrastinate"].seconds.append(run_procrastinate(dsn, n))
+            assert count_jobs(dsn)[1] == n
+            reset(dsn)
+            into_procrastinate = run_ours(dsn, config, n, schedule="digest-procrastinate")
+            m["ours-procrastinate"].seconds.append(into_procrastinate["seconds"])
             assert count_jobs(dsn)[1] == n
             reset(dsn)
             m["copy"].seconds.append(run_copy(dsn, payload))
@@ -560,6 +579,7 @@ def print_report(
             ("pg-boss insert()", m["insert"], "pool (1 busy)"),
             (f"pg-boss send() ×{send.n if send else 0}", send, "pool max 10"),
             ("procrastinate batch_defer", m["procrastinate"], "1"),
+            ("ours → procrastinate (fire)", m["ours-procrastinate"], "1"),
             ("raw COPY", m["copy"], "1"),
         ]
         for label, measure, conns in rows:
