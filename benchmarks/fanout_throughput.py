@@ -480,6 +480,7 @@ def run_all(args: argparse.Namespace, dsn: str, sizes: list[int]) -> int:
         del jobs
         m = {k: Measure(k, n) for k in ("ours", "insert", "procrastinate", "ours-procrastinate", "copy")}
         peak: list[dict[str, Any]] = []
+        proc_peak: list[dict[str, Any]] = []
         for _ in range(repeats(args, n)):
             reset(dsn)
             result = run_ours(dsn, config, n)
@@ -498,6 +499,7 @@ def run_all(args: argparse.Namespace, dsn: str, sizes: list[int]) -> int:
             reset(dsn)
             into_procrastinate = run_ours(dsn, config, n, schedule="digest-procrastinate")
             m["ours-procrastinate"].seconds.append(into_procrastinate["seconds"])
+            proc_peak.append(into_procrastinate)
             assert count_jobs(dsn)[1] == n
             reset(dsn)
             m["copy"].seconds.append(run_copy(dsn, payload))
@@ -530,6 +532,8 @@ def run_all(args: argparse.Namespace, dsn: str, sizes: list[int]) -> int:
             "peak_rss_mb": max(p["peak_rss_kb"] for p in peak) / 1024,
             "vm_hwm_mb": max(p["vm_hwm_kb"] for p in peak) / 1024,
             "base_rss_mb": max(p["base_rss_kb"] for p in peak) / 1024,
+            "proc_vm_hwm_mb": max(p["vm_hwm_kb"] for p in proc_peak) / 1024,
+            "proc_server_connections": max(p["server_connections"] for p in proc_peak),
         }
         jobs_file.unlink()
         del payload
@@ -579,7 +583,11 @@ def print_report(
             ("pg-boss insert()", m["insert"], "pool (1 busy)"),
             (f"pg-boss send() ×{send.n if send else 0}", send, "pool max 10"),
             ("procrastinate batch_defer", m["procrastinate"], "1"),
-            ("ours → procrastinate (fire)", m["ours-procrastinate"], "1"),
+            (
+                "ours → procrastinate (fire)",
+                m["ours-procrastinate"],
+                f"{ours_extra[n]['proc_server_connections']}",
+            ),
             ("raw COPY", m["copy"], "1"),
         ]
         for label, measure, conns in rows:
@@ -601,6 +609,11 @@ def print_report(
         print(
             f"| {n:,} | {extra['peak_rss_mb']:.0f} | {extra['vm_hwm_mb']:.0f} | {extra['base_rss_mb']:.0f} |"
         )
+    print("\n| N | ours → procrastinate × batch_defer | ours → procrastinate VmHWM MB |")
+    print("|---|---|---|")
+    for n, m in results.items():
+        ratio = m["ours-procrastinate"].rate / m["procrastinate"].rate
+        print(f"| {n:,} | {ratio:.2f} | {ours_extra[n]['proc_vm_hwm_mb']:.0f} |")
     if dry is not None:
         print(
             f"\ndry-run of {args.dry_size:,}: {dry['dry']:.3f}s; cohort query alone: {dry['query']:.3f}s; "

@@ -118,6 +118,9 @@ def open_sql_cohort(
         raise CohortError(f"{prefix}cannot connect to the app database: {_first_line(exc)}") from exc
     try:
         conn.read_only = True
+        # One snapshot for the count and the rows (READ COMMITTED would give each statement its own, so a
+        # row committed in between would be read but not counted).
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         for json_type in ("json", "jsonb"):
             conn.adapters.register_loader(json_type, _JsonObjectTextLoader)
         # The user's query is configuration written by the operator, not a value: it is the statement.

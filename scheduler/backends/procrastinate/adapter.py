@@ -436,8 +436,8 @@ class _StreamRows:
     """Each written job's COPY row after its id."""
     held: dict[int, str]
     """Position → id of the todo job that held the job's queueing lock as the fan-out began."""
-    repeats: dict[int, int]
-    """Position → position of the batch's first job with the same queueing lock."""
+    repeats: frozenset[int]
+    """Positions of the jobs repeating the queueing lock of an earlier job of the batch."""
 
 
 def _stream_rows(
@@ -448,7 +448,6 @@ def _stream_rows(
     reports it)."""
     firsts, duplicates = _first_per_lock(batch.jobs)
     jobs = batch.jobs
-    first_of: dict[str, int] = {}
     sent: list[int] = []
     tails: list[bytes] = []
     held_at: dict[int, str] = {}
@@ -457,7 +456,6 @@ def _stream_rows(
             job = jobs[i]
             lock = job.singleton_key
             if lock is not None:
-                first_of[lock] = i
                 holder = held.get(lock)
                 if holder is not None:
                     held_at[i] = holder
@@ -473,37 +471,30 @@ def _stream_rows(
             )
     except (struct.error, UnicodeEncodeError):
         return None
-    repeats = {i: first_of[lock] for i in duplicates if (lock := jobs[i].singleton_key) is not None}
-    return _StreamRows(tuple(sent), tuple(tails), held_at, repeats)
+    return _StreamRows(tuple(sent), tuple(tails), held_at, frozenset(duplicates))
 
 
 def _outcomes_if_copied(batch: Batch, rows: _StreamRows, ids: list[int]) -> tuple[Outcome, ...]:
     """A chunk's results once the COPY lands, with no read: the jobs written are accepted with their ids; a
     job left out names the todo job that held its lock (`held`), or, repeating a lock of the batch, the
     job holding it after the batch."""
+    jobs = batch.jobs
     job_ids = dict(zip(rows.sent, map(str, ids), strict=True))
-    holders = {i: (holder, "todo") for i, holder in rows.held.items()}
-    holders.update((i, (job_id, "todo")) for i, job_id in job_ids.items())
-    outcomes: list[Outcome] = []
-    for i, job in enumerate(batch.jobs):
-        job_id = job_ids.get(i)
-        if job_id is not None:
-            outcomes.append(Accepted(key=job.key, job_id=job_id))
-            continue
-        first = rows.repeats.get(i)
-        reason = DropReason.POLICY_CONFLICT if first is None else DropReason.DUPLICATE_IN_COHORT
-        holder_id, holder_state = holders[i if first is None else first]
-        outcomes.append(
-            Dropped(
-                key=job.key,
-                reason=reason,
-                singleton_key=job.singleton_key,
-                policy=POLICY,
-                holder_id=holder_id,
-                holder_state=holder_state,
-            )
+    holders: dict[str, tuple[str, str]] = {}
+    for i, holder in chain(rows.held.items(), job_ids.items()):
+        lock = jobs[i].singleton_key
+        if lock is not None:
+            holders[lock] = (holder, "todo")
+    return tuple(
+        Accepted(key=job.key, job_id=job_id)
+        if (job_id := job_ids.get(i)) is not None
+        else _dropped(
+            job,
+            DropReason.DUPLICATE_IN_COHORT if i in rows.repeats else DropReason.POLICY_CONFLICT,
+            holders,
         )
-    return tuple(outcomes)
+        for i, job in enumerate(jobs)
+    )
 
 
 def _slot(queue: QueueRef, lock: str) -> str:

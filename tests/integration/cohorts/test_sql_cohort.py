@@ -45,3 +45,12 @@ def test_fetch_error_while_streaming_is_a_cohort_error(database: str) -> None:
     ):
         for _ in stream.rows:
             pass
+
+
+def test_the_count_and_the_rows_come_from_one_snapshot(database: str) -> None:
+    """The cohort is counted and read in one REPEATABLE READ transaction, so a row committed between the
+    count and the read is in neither (a `spread` stagger and a procrastinate stream's ids rely on the
+    count)."""
+    query = "select current_setting('transaction_isolation') as key"
+    with open_sql_cohort(database, query, {}, statement_timeout=timedelta(seconds=5), count=True) as stream:
+        assert (stream.total, [row["key"] for row in stream.rows]) == (1, ["repeatable read"])

@@ -22,7 +22,7 @@ from scheduler.fanout import QUEUE_APPLICATION_NAME, Fanout, default_backends, f
 from scheduler.types import Dropped, DropReason
 from tests.integration.fanout.conftest import HEADER, job_count
 from tests.integration.pgboss.interop import send_steps
-from tests.integration.procrastinate.conftest import procrastinate_app
+from tests.integration.procrastinate.conftest import defer_holder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -251,20 +251,7 @@ def test_a_fan_out_whose_one_copy_is_refused_is_done_again_chunk_by_chunk(
 
 def _defer(queues_db: str, key: int) -> str:
     """A todo job holding queueing lock `n:<key>`, deferred by procrastinate's own API; its id."""
-    from procrastinate.jobs import Job
-
-    with procrastinate_app(queues_db) as app:
-        job = app.job_manager.defer_job(
-            Job(
-                id=None,
-                queue=QUEUES["records"],
-                lock=None,
-                queueing_lock=f"n:{key}",
-                task_name="interop.record",
-                task_kwargs={"n": key},
-            )
-        )
-    return str(job.id)
+    return defer_holder(queues_db, f"n:{key}", QUEUES["records"], {"n": key})
 
 
 def _procrastinate_rows(queues_db: str) -> tuple[int, int, set[str]]:

@@ -55,6 +55,25 @@ def backend() -> ProcrastinateBackend:
     return ProcrastinateBackend()
 
 
+def defer_holder(dsn: str, lock: str, queue: str = QUEUE.name, kwargs: dict[str, Any] | None = None) -> str:
+    """Defer a todo job holding queueing lock `lock` through procrastinate's own API; return its id."""
+    from procrastinate.jobs import Job
+
+    with procrastinate_app(dsn) as app:
+        job = app.job_manager.defer_job(
+            Job(
+                id=None,
+                queue=queue,
+                lock=None,
+                queueing_lock=lock,
+                task_name="interop.record",
+                task_kwargs=kwargs or {},
+            )
+        )
+    assert job.id is not None
+    return str(job.id)
+
+
 def spec(
     key: str,
     lock: str | None = None,

@@ -10,7 +10,7 @@ import pytest
 from procrastinate.jobs import Job
 
 from scheduler.types import Accepted, Dropped, DropReason
-from tests.integration.procrastinate.conftest import QUEUE, batch, procrastinate_app, spec
+from tests.integration.procrastinate.conftest import QUEUE, batch, defer_holder, procrastinate_app, spec
 
 if TYPE_CHECKING:
     import psycopg
@@ -18,28 +18,11 @@ if TYPE_CHECKING:
     from scheduler.backends.procrastinate import ProcrastinateBackend
 
 
-def _defer_holder(dsn: str, lock: str) -> int:
-    """Defer a todo job holding `lock` through procrastinate's own API; return its id."""
-    with procrastinate_app(dsn) as app:
-        job = app.job_manager.defer_job(
-            Job(
-                id=None,
-                queue=QUEUE.name,
-                lock=None,
-                queueing_lock=lock,
-                task_name="interop.record",
-                task_kwargs={},
-            )
-        )
-    assert job.id is not None
-    return job.id
-
-
 def test_collision_drops_only_the_colliding_row(
     backend: ProcrastinateBackend, conn: psycopg.Connection[Any], queue_dsn: str
 ) -> None:
     """A batch [B, A, C] against a todo job holding A accepts B and C and drops A naming the holder."""
-    holder = _defer_holder(queue_dsn, "A")
+    holder = int(defer_holder(queue_dsn, "A"))
     result = backend.enqueue_many(conn, batch(spec("b", "B"), spec("a", "A"), spec("c", "C")))
     conn.commit()
     b, a, c = result.outcomes
@@ -65,7 +48,7 @@ def test_collision_drops_only_the_colliding_row(
 
 def test_procrastinate_batch_defer_fails_the_whole_batch(queue_dsn: str) -> None:
     """procrastinate's own batch_defer of [B, A, C] against a todo holder of A inserts nothing and names only A."""
-    holder = _defer_holder(queue_dsn, "A")
+    holder = int(defer_holder(queue_dsn, "A"))
     jobs = [
         Job(
             id=None,
@@ -91,7 +74,7 @@ def test_lock_is_free_again_once_the_holder_is_doing(
     backend: ProcrastinateBackend, conn: psycopg.Connection[Any], queue_dsn: str
 ) -> None:
     """After procrastinate's fetch_job moves the holder to doing, the same queueing_lock is accepted again."""
-    holder = _defer_holder(queue_dsn, "A")
+    holder = int(defer_holder(queue_dsn, "A"))
 
     async def fetch() -> int | None:
         app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=queue_dsn))

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from procrastinate.jobs import Job
 
 from scheduler.backends.base import StreamRefused
 from scheduler.backends.procrastinate import ProcrastinateBackend
+from scheduler.backends.procrastinate.adapter import HELD_LIMIT, QUERIES
 from scheduler.types import Accepted, ChunkResult, Dropped
 from tests.integration.procrastinate.conftest import (
     QUEUE,
     batch,
-    procrastinate_app,
+    defer_holder,
     run_worker_once,
     spec,
 )
@@ -27,21 +27,6 @@ if TYPE_CHECKING:
     from scheduler.types import Batch
 
 OTHER = replace(QUEUE, logical="records-sync", name="interop-sync", task="interop.record_sync")
-
-
-def _defer_holder(dsn: str, lock: str) -> str:
-    with procrastinate_app(dsn) as app:
-        job = app.job_manager.defer_job(
-            Job(
-                id=None,
-                queue=QUEUE.name,
-                lock=None,
-                queueing_lock=lock,
-                task_name="interop.record",
-                task_kwargs={},
-            )
-        )
-    return str(job.id)
 
 
 def _chunks() -> list[Batch]:
@@ -89,7 +74,7 @@ def test_the_stream_reports_what_enqueue_many_reports_and_the_worker_runs_it(
     shapes = {}
     for streamed in (True, False):
         dsn = make_database(template=procrastinate_template)
-        holder = _defer_holder(dsn, "lock:held")
+        holder = defer_holder(dsn, "lock:held")
         backend = ProcrastinateBackend()
         with psycopg.connect(dsn) as conn:
             chunks = _chunks()
@@ -138,7 +123,7 @@ def test_a_lock_taken_after_the_read_refuses_the_whole_copy(
     chunk = batch(*(spec(f"e{i}", f"lock:e{i}") for i in range(20)))
     prepared = backend.preparer(conn, QUEUE)(chunk)
     conn.commit()
-    holder = _defer_holder(queue_dsn, "lock:e7")
+    holder = defer_holder(queue_dsn, "lock:e7")
     savepoint = conn.transaction()
     savepoint.__enter__()
     stream = backend.open_stream(conn, QUEUE, expected=20)
@@ -170,3 +155,31 @@ def test_a_stream_takes_no_more_jobs_than_it_has_ids(
     stream.close()
     conn.commit()
     assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (6,)
+
+
+def test_the_held_lock_read_skips_finished_jobs(conn: psycopg.Connection[Any]) -> None:
+    """20,000 finished jobs and 50 todo ones, statistics up to date: the held-lock read a fan-out makes as it
+    begins walks a partial index of the waiting jobs, not the table."""
+    conn.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, queueing_lock, status) "
+        "SELECT 'interop', 'interop.record', 'done:' || i, 'succeeded' FROM generate_series(1, 20000) AS i"
+    )
+    conn.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, queueing_lock) "
+        "SELECT 'interop', 'interop.record', 'todo:' || i FROM generate_series(1, 50) AS i"
+    )
+    conn.commit()
+    conn.execute("ANALYZE procrastinate_jobs")
+    row = conn.execute(
+        "EXPLAIN (FORMAT JSON) " + QUERIES["job_held_all"], {"limit": HELD_LIMIT + 1}, prepare=False
+    ).fetchone()
+    assert row is not None
+    (plan,) = row[0]
+    kinds = []
+    nodes = [plan["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        kinds.append(node["Node Type"])
+        nodes.extend(node.get("Plans", []))
+    assert "Seq Scan" not in kinds, kinds
+    assert any("Index" in kind for kind in kinds), kinds
