@@ -16,7 +16,9 @@ The chunks of the queues of one pg-boss or procrastinate schema go into one COPY
 (a `ChunkStream`), whatever the cohort size, while that is safe: the slots held when the fan-out began are
 known (none, or few enough to read then and leave their jobs out). A procrastinate stream takes its job ids
 from the sequence before it starts (a COPY returns none), so a fan-out into procrastinate counts its cohort
-first, in the cohort's snapshot, to know how many. Each chunk's results are known as it is written,
+first, in the cohort's snapshot, to know how many. A fan-out into two schemas (a lane routing to pg-boss
+and to procrastinate) keeps the first one's COPY open and spools the other's chunks, sent in one COPY after
+it. Each chunk's results are known as it is written,
 because the COPY lands whole or not at all; if it is refused (a slot taken meanwhile), the fan-out is
 rolled back to a savepoint and done again one statement per chunk, each chunk then finding its own held
 slots.
@@ -475,52 +477,64 @@ class _StaggerSampler:
 
 
 class _Streams:
-    """The fan-out's `ChunkStream`s, at most one open at a time on the queue connection: a chunk its open
-    stream does not accept ends that statement and goes into another stream (one of this fan-out's that
-    accepts it, which starts a new statement, else a new one), or takes the per-chunk path. A stream whose
-    statement ended is kept for later chunks: a lane whose chunks alternate between a pg-boss and a
-    procrastinate queue reuses the procrastinate stream's ids instead of taking more at each switch."""
+    """The fan-out's `ChunkStream`s, one per schema of its target queues, opened together at its first chunk
+    (a procrastinate stream takes its ids then, while the connection is free). One of them is active: its
+    COPY holds the connection; the others spool their chunks (a lane alternating between a pg-boss and a
+    procrastinate queue) and send them in one COPY each when the active one ends. A chunk no stream
+    accepts ends the active COPY and takes the per-chunk path."""
 
-    def __init__(self, backends: Mapping[BackendKind, Backend], conn: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self, backends: Mapping[BackendKind, Backend], conn: psycopg.Connection[Any], queues: list[QueueRef]
+    ) -> None:
         self._backends = backends
         self._conn = conn
-        self._open: ChunkStream | None = None
-        self._idle: list[ChunkStream] = []
-        self.left: int | None = None
-        """At most this many jobs are left to write (the cohort's size less the jobs written so far: each
-        row plans at most one job), when the cohort was counted; a stream that takes its ids first needs it."""
+        self._queues = queues
+        self._streams: list[ChunkStream] | None = None
+        self._active: ChunkStream | None = None
+        self.total: int | None = None
+        """The cohort's size when it was counted (each row plans at most one job): a stream that takes its
+        ids first needs it."""
 
     def write(self, batch: Batch, prepared: object | None) -> ChunkResult | None:
-        """The batch's results if it went into a stream; None if it must be enqueued on its own (any open
-        stream is closed first, so the connection is free)."""
-        left = self.left
-        if left is not None:
-            self.left = max(0, left - len(batch.jobs))
-        if self._open is not None and not self._open.accepts(batch.queue, prepared):
-            self.close()
-        if self._open is None:
-            candidate = next((s for s in self._idle if s.accepts(batch.queue, prepared)), None)
-            if candidate is not None:
-                self._idle.remove(candidate)
-            else:
-                candidate = self._backends[batch.queue.backend].open_stream(self._conn, batch.queue, left)
-                if candidate is None or not candidate.accepts(batch.queue, prepared):
-                    return None
-            self._open = candidate
-        return self._open.write(batch, prepared)
+        """The batch's results if it went into a stream; None if it must be enqueued on its own (the active
+        stream's COPY is ended first, so the connection is free)."""
+        stream = next((s for s in self._opened() if s.serves(batch.queue)), None)
+        if stream is None or not stream.accepts(batch.queue, prepared):
+            self._end_active()
+            return None
+        if self._active is None:
+            self._active = stream
+        return stream.write(batch, prepared, spool=stream is not self._active)
 
     def close(self) -> None:
-        """End the open stream's statement; raises `StreamRefused` when it failed as a whole."""
-        stream, self._open = self._open, None
-        if stream is not None:
+        """End every stream's statement, the active one's first, then each spooling one's in turn; raises
+        `StreamRefused` when one failed as a whole."""
+        self._end_active()
+        for stream in self._streams or ():
             stream.close()
-            self._idle.append(stream)
 
     def on_error(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        """ExitStack callback: a fan-out that fails with a stream open ends the stream with its error."""
-        stream, self._open = self._open, None
-        if stream is not None and error is not None:
-            stream.abort(error)
+        """ExitStack callback: a fan-out that fails ends its streams with its error (spools dropped)."""
+        streams, self._streams, self._active = self._streams or [], [], None
+        if error is not None:
+            for stream in streams:
+                stream.abort(error)
+
+    def _opened(self) -> list[ChunkStream]:
+        if self._streams is None:
+            streams: list[ChunkStream] = []
+            for queue in self._queues:
+                if not any(s.serves(queue) for s in streams):
+                    stream = self._backends[queue.backend].open_stream(self._conn, queue, self.total)
+                    if stream is not None:
+                        streams.append(stream)
+            self._streams = streams
+        return self._streams
+
+    def _end_active(self) -> None:
+        active, self._active = self._active, None
+        if active is not None:
+            active.close()
 
 
 def _describe_all(
@@ -626,12 +640,12 @@ def _run_once(
             for q in queues
             if q.logical not in to_create
         }
-    writer = _Streams(fanout.backends, conn) if stream and conn is not None and not missing else None
+    writer = _Streams(fanout.backends, conn, queues) if stream and conn is not None and not missing else None
     count = writer is not None and any(fanout.backends[q.backend].stream_needs_total for q in queues)
     with fanout.open_cohort(name, tick, count=count) as cohort, ExitStack() as cleanup:
         cleanup.callback(keys.close)
         if writer is not None:
-            writer.left = cohort.total
+            writer.total = cohort.total
             cleanup.push(writer.on_error)
         sample = _StaggerSampler(preview, tick, max(1, (cohort.total or 0) // STAGGER_SAMPLES))
         planned = _chunks(fanout.plan(name, tick, cohort, preview), keys, preparers, sample)

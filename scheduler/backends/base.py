@@ -29,31 +29,41 @@ class StreamRefused(Exception):
 
 
 class ChunkStream(Protocol):
-    """One bulk statement kept open across a fan-out's chunks (one COPY into the job table).
+    """One bulk statement kept open across a fan-out's chunks (one COPY into the job table), for the queues
+    it `serves` (those of one schema).
 
     `write` returns each chunk's results at once, as they will be if the statement lands: every job
     written is accepted, and repeats of a slot within a chunk are dropped naming the chunk's first job of
     that slot. `close` ends the statement: it raises `StreamRefused` when the statement failed as a whole,
     and then every result `write` returned is void (the caller rolls back to a savepoint taken before the
-    first write and does the fan-out again without a stream). While a stream is open its connection runs
-    nothing else. After a `close` that did not raise, the stream may be written to again (it `accepts`
-    as before): that starts a new statement.
+    first write and does the fan-out again without a stream). While a stream's statement is open its
+    connection runs nothing else: another stream of the fan-out writes with `spool` meanwhile, keeping
+    its rows (in memory, then a temporary file) and sending them when its own statement starts (at its
+    next write without `spool`, or at `close`). After a `close` that did not raise, a write starts a new
+    statement.
     """
+
+    def serves(self, queue: QueueRef) -> bool:
+        """Whether this stream writes `queue`'s rows (when a chunk of it is accepted)."""
+        ...
 
     def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
         """Whether this chunk (of `queue`, as its backend's `preparer` encoded it) can go into this stream."""
         ...
 
-    def write(self, batch: Batch, prepared: object) -> ChunkResult:
-        """Send the batch (encoded as `prepared`) into the statement; return its results if it lands."""
+    def write(self, batch: Batch, prepared: object, *, spool: bool = False) -> ChunkResult:
+        """Send the batch (encoded as `prepared`) into the statement, or with `spool` keep it without touching
+        the connection; return its results if the statement lands."""
         ...
 
     def close(self) -> None:
-        """End the statement (no-op if nothing was written). Raises `StreamRefused` or `BackendError`."""
+        """End the statement, first starting it when rows were only spooled (no-op if nothing was written).
+        Raises `StreamRefused` or `BackendError`."""
         ...
 
     def abort(self, error: BaseException) -> None:
-        """End the statement because of `error`, which the caller raises; the transaction is then aborted."""
+        """End the statement because of `error`, which the caller raises (the transaction is then aborted),
+        and drop what was spooled."""
         ...
 
 
@@ -123,10 +133,10 @@ class Backend(Protocol):
     def open_stream(
         self, conn: psycopg.Connection[Any], queue: QueueRef, expected: int | None = None
     ) -> ChunkStream | None:
-        """A stream that writes this fan-out's chunks for `queue` (and for other queues it `accepts`) as one
-        statement, or None when this backend has none (or needs `expected` and it is None). `expected`: at
-        most this many jobs are left to write in the fan-out, this chunk's included (None: unknown). Touches
-        nothing until its first `write`."""
+        """A stream that writes this fan-out's chunks for `queue` (and for the other queues it `serves`) as
+        one statement, or None when this backend has none (or needs `expected` and it is None). `expected`:
+        at most this many jobs are written in the fan-out (None: unknown). Called before the fan-out's first
+        chunk, while the connection is free: it may run statements then (procrastinate takes its ids)."""
         ...
 
     def predict_many(

@@ -26,7 +26,7 @@ import struct
 import sys
 import threading
 from collections.abc import Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import repeat
@@ -50,6 +50,7 @@ from scheduler.backends.copybinary import (
     text_field,
     timestamp_field,
 )
+from scheduler.backends.copystream import CopyStream
 from scheduler.backends.pgboss.ids import JobIds
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
@@ -472,7 +473,7 @@ class _Prepared:
     COPY."""
 
 
-class _CopyStream:
+class _CopyStream(CopyStream):
     """The `ChunkStream` of pg-boss: one binary COPY into `<schema>.job`, rows of any of the schema's
     queues, sent chunk by chunk as the fan-out plans them. The COPY fails as a whole when a row hits a
     held slot, so every row written lands or none does; a chunk's own repeats of a slot are left out, as
@@ -482,17 +483,17 @@ class _CopyStream:
     (see `ChunkStream`)."""
 
     def __init__(self, backend: PgBossBackend, conn: psycopg.Connection[Any], schema: str) -> None:
+        super().__init__(conn)
         self._backend = backend
-        self._conn = conn
         self._schema = schema
-        self._open: ExitStack | None = None
-        self._copy: psycopg.Copy | None = None
         self._queues: dict[str, QueueRef] = {}
+
+    def serves(self, queue: QueueRef) -> bool:
+        return queue.backend is BackendKind.PGBOSS and _schema(queue) == self._schema
 
     def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
         return (
-            queue.backend is BackendKind.PGBOSS
-            and _schema(queue) == self._schema
+            self.serves(queue)
             and isinstance(prepared, _Prepared)
             and prepared.copy_data is not None
             and (not prepared.settings.slots_held or prepared.held is not None)
@@ -500,47 +501,30 @@ class _CopyStream:
             and not self._backend._copy_failed_before(self._conn, queue.name)
         )
 
-    def write(self, batch: Batch, prepared: object) -> ChunkResult:
+    def _encode(self, batch: Batch, prepared: object) -> tuple[memoryview, ChunkResult]:
         # `accepts` said so:
         assert isinstance(prepared, _Prepared)
         assert prepared.copy_data is not None
         queue = batch.queue
         self._queues.setdefault(queue.name, queue)
-        with _driver_errors("enqueue", queue):
-            if self._copy is None:
-                stack = ExitStack()
-                cur = stack.enter_context(self._conn.cursor())
-                self._copy = stack.enter_context(cur.copy(_query("job_copy", self._schema)))
-                self._open = stack
-                self._copy.write(SIGNATURE)
-            self._copy.write(body(prepared.copy_data))
-        return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, prepared))
+        return body(prepared.copy_data), ChunkResult(
+            queue=queue, outcomes=_outcomes_if_copied(batch, prepared)
+        )
 
-    def close(self) -> None:
-        stack, copy = self._open, self._copy
-        if stack is None or copy is None:
-            return
-        self._open = self._copy = None
-        queue = next(iter(self._queues.values()))
-        try:
-            with _driver_errors("enqueue", queue):
-                copy.write(TRAILER)
-                stack.close()
-        except BackendError as exc:
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                with self._backend._lock:
-                    self._backend._slots_taken.setdefault(self._conn, set()).update(self._queues)
-                diag = exc.__cause__.diag
-                raise StreamRefused(
-                    f'pg-boss schema "{self._schema}": {diag.message_primary} ({diag.message_detail})'
-                ) from exc.__cause__
-            raise
+    def _enter(self, stack: ExitStack) -> psycopg.Copy:
+        cur = stack.enter_context(self._conn.cursor())
+        return stack.enter_context(cur.copy(_query("job_copy", self._schema)))
 
-    def abort(self, error: BaseException) -> None:
-        stack = self._open
-        self._open = self._copy = None
-        if stack is not None:
-            stack.__exit__(type(error), error, error.__traceback__)
+    def _errors(self) -> AbstractContextManager[None]:
+        return _driver_errors("enqueue", next(iter(self._queues.values())))
+
+    def _refused(self, error: psycopg.errors.UniqueViolation) -> StreamRefused:
+        with self._backend._lock:
+            self._backend._slots_taken.setdefault(self._conn, set()).update(self._queues)
+        diag = error.diag
+        return StreamRefused(
+            f'pg-boss schema "{self._schema}": {diag.message_primary} ({diag.message_detail})'
+        )
 
 
 def _all_accepted(batch: Batch) -> tuple[Outcome, ...]:

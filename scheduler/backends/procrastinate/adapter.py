@@ -33,7 +33,7 @@ import json
 import struct
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -46,14 +46,13 @@ from psycopg.rows import dict_row
 from scheduler.backends.base import StreamRefused
 from scheduler.backends.copybinary import (
     NULL,
-    SIGNATURE,
-    TRAILER,
     int4_field,
     jsonb_field,
     microseconds,
     text_field,
     timestamp_field,
 )
+from scheduler.backends.copystream import CopyStream
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
@@ -242,11 +241,14 @@ class ProcrastinateBackend:
     def open_stream(
         self, conn: psycopg.Connection[Any], queue: QueueRef, expected: int | None = None
     ) -> _CopyStream | None:
-        """One COPY for the fan-out's chunks into the queues of `queue`'s schema, taking `expected` ids (at
-        most that many jobs are left to write) before it starts; None when `expected` is unknown."""
+        """One COPY for the fan-out's chunks into the queues of `queue`'s schema. Takes `expected` ids from
+        the sequence now (one statement): a COPY cannot say which ids it wrote. None when `expected` is
+        unknown."""
         if expected is None:
             return None
-        return _CopyStream(conn, queue.schema, expected)
+        with _in_schema(conn, queue):
+            runs = _fetch_all(conn, queue, "job_ids_reserve", {"count": expected})
+        return _CopyStream(conn, queue, _Ids([(int(r["first"]), int(r["last"])) for r in runs]))
 
     def predict_many(
         self,
@@ -309,91 +311,54 @@ class ProcrastinateBackend:
         return {str(r["queueing_lock"]): str(r["id"]) for r in rows}
 
 
-class _CopyStream:
+class _CopyStream(CopyStream):
     """The `ChunkStream` of procrastinate: one binary COPY into `procrastinate_jobs`, rows of any queue of
     one schema, sent chunk by chunk as the fan-out plans them, with ids taken from the table's sequence
-    before the COPY starts (`expected` of them, in runs). The COPY lands whole or not at all (a queueing
-    lock taken after the held locks were read refuses it: `StreamRefused`), so each chunk's results are
-    known when it is written. A chunk with more jobs than ids are left is not accepted (the fan-out then
-    ends this stream and opens another). Written to again after `close`, it opens a new COPY with the ids
-    it has left. No savepoint of its own: the fan-out takes one around it."""
+    when the stream is opened (`ids`, for as many jobs as the fan-out may write). The COPY lands whole or
+    not at all (a queueing lock taken after the held locks were read refuses it: `StreamRefused`), so each
+    chunk's results are known when it is written. A chunk with more jobs than ids are left is not accepted.
+    No savepoint of its own: the fan-out takes one around it."""
 
-    def __init__(self, conn: psycopg.Connection[Any], schema: str | None, expected: int) -> None:
-        self._conn = conn
-        self._schema = schema
-        self._expected = expected
-        self._ids: _Ids | None = None
-        self._open: ExitStack | None = None
-        self._copy: psycopg.Copy | None = None
-        self._queue: QueueRef | None = None
+    def __init__(self, conn: psycopg.Connection[Any], queue: QueueRef, ids: _Ids) -> None:
+        super().__init__(conn)
+        self._queue = queue
+        self._schema = queue.schema
+        self._ids = ids
+
+    def serves(self, queue: QueueRef) -> bool:
+        return queue.backend is BackendKind.PROCRASTINATE and queue.schema == self._schema
 
     def accepts(self, queue: QueueRef, prepared: object | None) -> bool:
-        if not (
-            queue.backend is BackendKind.PROCRASTINATE
-            and queue.schema == self._schema
+        return (
+            self.serves(queue)
             and isinstance(prepared, _Prepared)
             and prepared.rows is not None
-        ):
-            return False
-        left = self._expected if self._ids is None else self._ids.left
-        return len(prepared.rows.tails) <= left
+            and len(prepared.rows.tails) <= self._ids.left
+        )
 
-    def write(self, batch: Batch, prepared: object) -> ChunkResult:
+    def _encode(self, batch: Batch, prepared: object) -> tuple[bytes, ChunkResult]:
         # `accepts` said so:
         assert isinstance(prepared, _Prepared)
         assert prepared.rows is not None
-        queue = batch.queue
         rows = prepared.rows
-        if self._copy is None:
-            self._start(queue)
-        assert self._copy is not None
-        assert self._ids is not None
         ids = self._ids.take(len(rows.tails))
-        with _driver_errors(queue, "job_copy"):
-            self._copy.write(b"".join(chain.from_iterable(zip(map(_row_head, ids), rows.tails, strict=True))))
-        return ChunkResult(queue=queue, outcomes=_outcomes_if_copied(batch, rows, ids))
+        data = b"".join(chain.from_iterable(zip(map(_row_head, ids), rows.tails, strict=True)))
+        return data, ChunkResult(queue=batch.queue, outcomes=_outcomes_if_copied(batch, rows, ids))
 
-    def _start(self, queue: QueueRef) -> None:
-        """Point search_path at the schema (the triggers need it during the COPY), take the ids (the first
-        time: a stream written to again after `close` hands out the rest), open the COPY."""
-        stack = ExitStack()
-        try:
-            stack.enter_context(_in_schema(self._conn, queue))
-            if self._ids is None:
-                runs = _fetch_all(self._conn, queue, "job_ids_reserve", {"count": self._expected})
-                self._ids = _Ids([(int(r["first"]), int(r["last"])) for r in runs])
-            with _driver_errors(queue, "job_copy"):
-                cur = stack.enter_context(self._conn.cursor())
-                self._copy = stack.enter_context(cur.copy(QUERIES["job_copy"]))
-                self._copy.write(SIGNATURE)
-        except BaseException as exc:
-            stack.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self._open, self._queue = stack, queue
+    def _enter(self, stack: ExitStack) -> psycopg.Copy:
+        # search_path points at the schema for the whole COPY: procrastinate's triggers need it.
+        stack.enter_context(_in_schema(self._conn, self._queue))
+        cur = stack.enter_context(self._conn.cursor())
+        return stack.enter_context(cur.copy(QUERIES["job_copy"]))
 
-    def close(self) -> None:
-        stack, copy, queue = self._open, self._copy, self._queue
-        if stack is None or copy is None or queue is None:
-            return
-        self._open = self._copy = None
-        try:
-            with _driver_errors(queue, "job_copy"):
-                copy.write(TRAILER)
-                stack.close()
-        except BackendError as exc:
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                diag = exc.__cause__.diag
-                where = f"schema {self._schema!r}" if self._schema else "the search_path's schema"
-                raise StreamRefused(
-                    f"procrastinate_jobs in {where}: {diag.message_primary} ({diag.message_detail})"
-                ) from exc.__cause__
-            raise
+    def _errors(self) -> AbstractContextManager[None]:
+        return _driver_errors(self._queue, "job_copy")
 
-    def abort(self, error: BaseException) -> None:
-        stack = self._open
-        self._open = self._copy = None
-        if stack is not None:
-            stack.__exit__(type(error), error, error.__traceback__)
+    def _refused(self, error: psycopg.errors.UniqueViolation) -> StreamRefused:
+        where = f"schema {self._schema!r}" if self._schema else "the search_path's schema"
+        return StreamRefused(
+            f"procrastinate_jobs in {where}: {error.diag.message_primary} ({error.diag.message_detail})"
+        )
 
 
 class _Ids:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from scheduler.backends.copystream import CopyStream
 from scheduler.backends.pgboss.adapter import _CopyStream
 from scheduler.errors import PlanError
 from scheduler.fanout import fire
@@ -146,3 +147,45 @@ def test_an_error_while_the_copy_is_open_fails_the_tick_and_writes_nothing(
         fire(fanout, "late", TICK)
     assert aborted == [caught.value]
     assert job_count(db, "bulk") == 0
+
+
+BAD_MIXED_ROW = """\
+schedules:
+  late-mixed:
+    cron: "0 * * * *"
+    cohort:
+      sql: >-
+        select i as key,
+               case when i = 5000 then '[1]'::jsonb else json_build_object('n', i)::jsonb end as data,
+               case when i %% 2 = 0 then 'proc' end as source
+        from generate_series(1, 6000) as i
+    lane: mixed
+    singleton_key: "n:{key}"
+"""
+
+
+def test_an_error_with_one_copy_open_and_another_queue_spooled_writes_nothing(
+    tmp_path: Path, environ: dict[str, str], db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lane alternating between pg-boss and procrastinate: pg-boss's COPY is open and procrastinate's
+    chunks are spooled when row 5,000 fails planning. Both streams are ended with the error (the spool
+    dropped, its COPY never started), the tick raises it, and neither queue gets a job."""
+    aborted: list[tuple[str, BaseException]] = []
+    abort = CopyStream.abort
+
+    def spy(self: CopyStream, error: BaseException) -> None:
+        aborted.append((type(self).__module__, error))
+        abort(self, error)
+
+    monkeypatch.setattr(CopyStream, "abort", spy)
+    db.execute("DELETE FROM procrastinate_jobs")
+    db.commit()
+    fanout = load_fanout(tmp_path, BAD_MIXED_ROW, environ, chunk_size=1000)
+    with pytest.raises(PlanError, match="5000") as caught:
+        fire(fanout, "late-mixed", TICK)
+    assert sorted(aborted, key=lambda a: a[0]) == [
+        ("scheduler.backends.pgboss.adapter", caught.value),
+        ("scheduler.backends.procrastinate.adapter", caught.value),
+    ]
+    assert job_count(db, "generate-insight-post") == 0
+    assert db.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)

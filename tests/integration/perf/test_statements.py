@@ -388,35 +388,70 @@ schedules:
 """A lane whose rows alternate between a pg-boss queue (`insights`) and a procrastinate one (`records`)."""
 
 
-def test_a_lane_alternating_between_pg_boss_and_procrastinate_takes_procrastinate_ids_once(
-    tmp_path: Path, queues_db: str
-) -> None:
-    """20,000 rows, every other one routed to procrastinate, in chunks of 2,500: the chunks alternate between
-    the two queues, so each switch ends one COPY and starts the other's; the procrastinate ids are taken
-    once, for the whole fan-out, not at each switch. Every job lands, with the ids reported."""
+def _fan_out_mixed(
+    tmp_path: Path, queues_db: str, backend: Backend | None = None
+) -> tuple[FanoutReport, list[str]]:
     _empty(queues_db, "records")
     _empty(queues_db, "insights")
     path = tmp_path / "mixed.yaml"
     path.write_text(HEADER + MIXED)
+    backends = default_backends()
+    if backend is not None:
+        backends[backend.kind] = backend
     opened: list[CountingConnection] = []
     fanout = CountingFanout(
         load_config([path]),
         {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db},
-        default_backends(),
+        backends,
         chunk_size=CHUNK,
         detail_limit=None,
         opened=opened,
     )
     report = fire(fanout, "everyone", TICK).report
     (conn,) = opened
-    statements = conn.statements
-    assert (report.planned, report.accepted, report.connections_used) == (20_000, 20_000, 1)
+    assert (report.planned, report.connections_used) == (20_000, 1)
+    return report, conn.statements
+
+
+@pytest.mark.parametrize("spool_memory", [8 << 20, 1000])
+def test_a_lane_alternating_between_pg_boss_and_procrastinate_still_sends_one_copy_per_queue(
+    tmp_path: Path, queues_db: str, monkeypatch: pytest.MonkeyPatch, spool_memory: int
+) -> None:
+    """20,000 rows, every other one routed to procrastinate, in chunks of 2,500: the chunks alternate between
+    the two queues, but one connection holds one COPY at a time, so the first queue's COPY stays open and
+    the other's chunks are spooled (in memory, or past `spool_memory` bytes in a temporary file) and sent in
+    one COPY after it: one COPY per queue, the procrastinate ids taken once. Every job lands, with the ids
+    reported."""
+    monkeypatch.setattr("scheduler.backends.copystream.SPOOL_MEMORY", spool_memory)
+    report, statements = _fan_out_mixed(tmp_path, queues_db)
+    assert report.accepted == 20_000
     assert _count(statements, "SELECT min(id) AS first") == 1
-    copies = _count(statements, "COPY procrastinate_jobs ") + _count(statements, 'COPY "pgboss".job ')
-    assert copies == 20_000 // CHUNK  # the chunks alternate: one COPY per run of one queue's chunks
+    assert _count(statements, "COPY procrastinate_jobs ") == 1
+    assert _count(statements, 'COPY "pgboss".job ') == 1
+    assert _count(statements, "COPY ") == 2
     assert _count(statements, "INSERT ") + _count(statements, "WITH input ") == 0
     jobs, events, ids = _procrastinate_rows(queues_db)
     assert (jobs, events) == (10_000, 10_000)
     assert {a.job_id for a in report.queues["records"].accepted_sample} == ids
+    with psycopg.connect(queues_db) as db:
+        assert job_count(db, QUEUES["insights"]) == 10_000
+
+
+def test_a_spooled_copy_refused_redoes_the_whole_lane_chunk_by_chunk(
+    tmp_path: Path, queues_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spooled queue's COPY (sent last) is refused by a queueing lock taken meanwhile: the pg-boss
+    queue's COPY, already landed inside the fan-out's savepoint, is rolled back with it, and the tick is
+    done again chunk by chunk: exact report, each job written once."""
+    backend = LockTakingBackend(queues_db, 7_000)
+    with caplog.at_level("INFO", logger="scheduler.fanout"):
+        report, statements = _fan_out_mixed(tmp_path, queues_db, backend)
+    assert (report.accepted, report.dropped) == (19_999, 1)
+    drop = _only_drop(report)
+    assert (drop.key, drop.reason, drop.holder_id) == ("7000", DropReason.POLICY_CONFLICT, backend.holder)
+    assert "one statement per queue was refused" in caplog.text
+    assert _count(statements, "COPY procrastinate_jobs ") == 1
+    assert _count(statements, "WITH input ") == 10_000 // CHUNK
+    assert _procrastinate_rows(queues_db)[0] == 10_000
     with psycopg.connect(queues_db) as db:
         assert job_count(db, QUEUES["insights"]) == 10_000
