@@ -635,8 +635,9 @@ def _run_once(
     placed: dict[str, set[str]] = {}
     preparers: dict[str, Callable[[Batch], object]] = {}
     if conn is not None and not missing:
+        keyed = schedule.singleton_key is not None
         preparers = {
-            q.logical: fanout.backends[q.backend].preparer(conn, q, dry=dry)
+            q.logical: fanout.backends[q.backend].preparer(conn, q, dry=dry, keyed=keyed)
             for q in queues
             if q.logical not in to_create
         }

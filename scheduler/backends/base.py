@@ -98,11 +98,12 @@ class Backend(Protocol):
         ...
 
     def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
         """Read once, for a whole fan-out into `queue`, what encoding its chunks needs (the live queue's
         settings), and return a function that encodes one batch for `enqueue_many(..., prepared=)` (with
-        `dry`: that checks one batch for `predict_many(..., prepared=)`). Reads only.
+        `dry`: that checks one batch for `predict_many(..., prepared=)`). Reads only. `keyed` False: no job of
+        the fan-out has a singleton key (a backend may then skip reading which keys are held).
 
         The function must not touch the database or any state the enqueue mutates unlocked: a fan-out
         calls it from its planning thread, so chunk N+1 is encoded while the database writes chunk N. It

@@ -177,13 +177,14 @@ class PgBossBackend:
         return self.describe_queue(conn, queue)
 
     def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
         """Read the queue's settings and pg-boss's clock once, for a whole fan-out, and return a function
         that turns a batch into what `enqueue_many` sends (ids, rows, the binary COPY data) without the database:
         the fan-out calls it in its planning thread, so chunk N+1 is encoded while chunk N is written.
         With `dry`, for `predict_many`: the same checks, nothing encoded. Raises `QueueMissing` when the
-        queue does not exist."""
+        queue does not exist. `keyed` changes nothing here: keyless jobs share the slot '', which a
+        one-per-key policy holds too."""
         settings = self._live_settings(conn, queue)
         if dry:
             return lambda batch: _checked(batch, settings)

@@ -174,15 +174,16 @@ class ProcrastinateBackend:
         return info
 
     def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
         """The batch's task args as JSON, checked (the part of `enqueue_many` that needs no database), and,
         for a write, the batch's rows as the stream's COPY sends them (`_stream_rows`), when the queueing
         locks held now are few enough to read: those read here, once, before the fan-out writes anything.
         A holder a worker takes while the fan-out runs is reported as it was read (the tick's view of the
-        queue is the one it began with); a lock taken meanwhile refuses the stream's COPY."""
+        queue is the one it began with); a lock taken meanwhile refuses the stream's COPY. Not `keyed` (no
+        job has a queueing lock): nothing to read, as no lock can refuse a row."""
         task = _require_task(queue)
-        held = None if dry else self._held_locks(conn, queue)
+        held = None if dry else self._held_locks(conn, queue) if keyed else {}
         if held is None:
             return lambda batch: _Prepared(tuple(_validate(queue, batch.jobs)))
         names = text_field(queue.name) + text_field(task)

@@ -219,9 +219,9 @@ class HoldingBackend(PgBossBackend):
         self.queues_db, self.key, self.holder = queues_db, key, ""
 
     def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
-        prepare = super().preparer(conn, queue, dry=dry)
+        prepare = super().preparer(conn, queue, dry=dry, keyed=keyed)
         if not self.holder:
             self.holder = _hold(self.queues_db, "insights", self.key)
         return prepare
@@ -340,9 +340,9 @@ class LockTakingBackend(ProcrastinateBackend):
         self.queues_db, self.key, self.holder = queues_db, key, ""
 
     def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False
+        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
-        prepare = super().preparer(conn, queue, dry=dry)
+        prepare = super().preparer(conn, queue, dry=dry, keyed=keyed)
         if not self.holder:
             self.holder = _defer(self.queues_db, self.key)
         return prepare
@@ -455,3 +455,27 @@ def test_a_spooled_copy_refused_redoes_the_whole_lane_chunk_by_chunk(
     assert _procrastinate_rows(queues_db)[0] == 10_000
     with psycopg.connect(queues_db) as db:
         assert job_count(db, QUEUES["insights"]) == 10_000
+
+
+def test_a_fan_out_without_queueing_locks_reads_no_held_locks(tmp_path: Path, queues_db: str) -> None:
+    """A schedule with no `singleton_key` into procrastinate: no lock can refuse a row, so the held-lock read
+    (every todo job's lock) is skipped; with keys it is made once. One COPY either way."""
+    held_reads = {}
+    for keyed in (True, False):
+        _empty(queues_db, "records")
+        schedule = SCHEDULE if keyed else SCHEDULE.replace('    singleton_key: "n:{key}"\n', "")
+        path = tmp_path / f"keyed-{keyed}.yaml"
+        path.write_text(HEADER + schedule.replace("%(size)s", "5000").replace("%(queue)s", "records"))
+        opened: list[CountingConnection] = []
+        fanout = CountingFanout(
+            load_config([path]),
+            {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db},
+            default_backends(),
+            chunk_size=CHUNK,
+            opened=opened,
+        )
+        assert fire(fanout, "everyone", TICK).report.accepted == 5_000
+        (conn,) = opened
+        held_reads[keyed] = sum("queueing_lock IS NOT NULL" in s for s in conn.statements)
+        assert _count(conn.statements, "COPY procrastinate_jobs ") == 1
+    assert held_reads == {True: 1, False: 0}
