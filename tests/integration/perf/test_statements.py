@@ -101,9 +101,12 @@ def _fan_out(
     queue: str = "bulk",
     backend: Backend | None = None,
     spill_after: int = 250_000,
+    schedule: str = SCHEDULE,
 ) -> tuple[FanoutReport, list[str]]:
+    """Fire schedule `everyone` (`schedule`, with `%(size)s` and `%(queue)s` filled in) on a counting
+    connection; the report and the statements the queue database saw."""
     path = tmp_path / f"schedules-{queue}-{size}.yaml"
-    path.write_text(HEADER + SCHEDULE.replace("%(size)s", str(size)).replace("%(queue)s", queue))
+    path.write_text(HEADER + schedule.replace("%(size)s", str(size)).replace("%(queue)s", queue))
     environ = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
     backends = default_backends()
     if backend is not None:
@@ -380,8 +383,8 @@ schedules:
     cohort:
       sql: >-
         select i as key, json_build_object('n', i) as data, case when i %% 2 = 0 then 'proc' end as source
-        from generate_series(1, 20000) as i
-    lane: mixed
+        from generate_series(1, %(size)s) as i
+    lane: %(queue)s
     singleton_key: "n:{key}"
     stagger: { window: 60m, strategy: hash }
 """
@@ -393,24 +396,7 @@ def _fan_out_mixed(
 ) -> tuple[FanoutReport, list[str]]:
     _empty(queues_db, "records")
     _empty(queues_db, "insights")
-    path = tmp_path / "mixed.yaml"
-    path.write_text(HEADER + MIXED)
-    backends = default_backends()
-    if backend is not None:
-        backends[backend.kind] = backend
-    opened: list[CountingConnection] = []
-    fanout = CountingFanout(
-        load_config([path]),
-        {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db},
-        backends,
-        chunk_size=CHUNK,
-        detail_limit=None,
-        opened=opened,
-    )
-    report = fire(fanout, "everyone", TICK).report
-    (conn,) = opened
-    assert (report.planned, report.connections_used) == (20_000, 1)
-    return report, conn.statements
+    return _fan_out(tmp_path, queues_db, 20_000, "mixed", backend, schedule=MIXED)
 
 
 @pytest.mark.parametrize("spool_memory", [8 << 20, 1000])
@@ -464,18 +450,8 @@ def test_a_fan_out_without_queueing_locks_reads_no_held_locks(tmp_path: Path, qu
     for keyed in (True, False):
         _empty(queues_db, "records")
         schedule = SCHEDULE if keyed else SCHEDULE.replace('    singleton_key: "n:{key}"\n', "")
-        path = tmp_path / f"keyed-{keyed}.yaml"
-        path.write_text(HEADER + schedule.replace("%(size)s", "5000").replace("%(queue)s", "records"))
-        opened: list[CountingConnection] = []
-        fanout = CountingFanout(
-            load_config([path]),
-            {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db},
-            default_backends(),
-            chunk_size=CHUNK,
-            opened=opened,
-        )
-        assert fire(fanout, "everyone", TICK).report.accepted == 5_000
-        (conn,) = opened
-        held_reads[keyed] = sum("queueing_lock IS NOT NULL" in s for s in conn.statements)
-        assert _count(conn.statements, "COPY procrastinate_jobs ") == 1
+        report, statements = _fan_out(tmp_path, queues_db, 5_000, "records", schedule=schedule)
+        assert report.accepted == 5_000
+        held_reads[keyed] = sum("queueing_lock IS NOT NULL" in s for s in statements)
+        assert _count(statements, "COPY procrastinate_jobs ") == 1
     assert held_reads == {True: 1, False: 0}
