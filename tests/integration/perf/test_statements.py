@@ -213,21 +213,32 @@ def test_a_queue_with_more_held_slots_than_it_keeps_goes_chunk_by_chunk(
         assert job_count(db, QUEUES["insights"]) == 10_000
 
 
-class HoldingBackend(PgBossBackend):
-    """pg-boss, where another client takes slot `n:<key>` just after the fan-out read the queue's settings
-    (so the settings say no slot is held, and the one COPY of the fan-out is refused at its end)."""
+class TakesSlotAfterRead:
+    """A backend where another client takes slot `n:<key>` (`_take`) just after the fan-out read what is
+    held (so the fan-out believes it free, and its one COPY is refused at its end). Mixed in before the
+    backend class."""
 
     def __init__(self, queues_db: str, key: int) -> None:
         super().__init__()
         self.queues_db, self.key, self.holder = queues_db, key, ""
 
+    def _take(self) -> str:
+        raise NotImplementedError
+
     def preparer(
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
-        prepare = super().preparer(conn, queue, dry=dry, keyed=keyed)
+        prepare: Callable[[Batch], object] = super().preparer(conn, queue, dry=dry, keyed=keyed)  # type: ignore[misc]
         if not self.holder:
-            self.holder = _hold(self.queues_db, "insights", self.key)
+            self.holder = self._take()
         return prepare
+
+
+class HoldingBackend(TakesSlotAfterRead, PgBossBackend):
+    """pg-boss, where a job sent by the real pg-boss takes the slot after the fan-out read the settings."""
+
+    def _take(self) -> str:
+        return _hold(self.queues_db, "insights", self.key)
 
 
 def test_a_fan_out_whose_one_copy_is_refused_is_done_again_chunk_by_chunk(
@@ -334,21 +345,12 @@ def test_more_held_queueing_locks_than_kept_go_chunk_by_chunk(tmp_path: Path, qu
     assert _count(statements, "WITH input ") == 10_000 // CHUNK
 
 
-class LockTakingBackend(ProcrastinateBackend):
-    """procrastinate, where another client defers a job holding lock `n:<key>` just after the fan-out read
-    the held locks (so its one COPY is refused at its end)."""
+class LockTakingBackend(TakesSlotAfterRead, ProcrastinateBackend):
+    """procrastinate, where a job deferred by procrastinate takes the lock after the fan-out read the held
+    locks."""
 
-    def __init__(self, queues_db: str, key: int) -> None:
-        super().__init__()
-        self.queues_db, self.key, self.holder = queues_db, key, ""
-
-    def preparer(
-        self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
-    ) -> Callable[[Batch], object]:
-        prepare = super().preparer(conn, queue, dry=dry, keyed=keyed)
-        if not self.holder:
-            self.holder = _defer(self.queues_db, self.key)
-        return prepare
+    def _take(self) -> str:
+        return _defer(self.queues_db, self.key)
 
 
 def test_a_procrastinate_copy_refused_is_done_again_chunk_by_chunk(
