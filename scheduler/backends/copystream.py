@@ -63,7 +63,7 @@ class CopyStream(ABC):
         data, result = self._encode(batch, prepared)
         if spool and self._copy is None:
             if self._spool is None:
-                self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 (closed in close/abort)
+                self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 (lives across writes: closed once sent by `_start`, or by `abort`)
             self._spool.write(data)
         else:
             self._send(data)

@@ -32,6 +32,10 @@ def _hash_fraction(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=_HASH_BITS // 8).digest(), "big")
 
 
+_ZERO = timedelta(0)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def stagger_offset(
     strategy: StaggerStrategy, window: timedelta, key: str, index: int, total: int | None
 ) -> timedelta:
@@ -50,17 +54,13 @@ def stagger_offset(
             )
         if not 0 <= index < total:
             raise ValueError(f"stagger index {index} is outside the cohort of {total} rows")
-    span = window // timedelta(microseconds=1)
+    span = window // _MICROSECOND
     if span == 0 or strategy is StaggerStrategy.NONE:
         return timedelta(0)
     if strategy is StaggerStrategy.SPREAD:
         assert total is not None  # checked above
         return timedelta(microseconds=index * span // total)
     return timedelta(microseconds=_hash_fraction(key) * span >> _HASH_BITS)
-
-
-_ZERO = timedelta(0)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def compile_stagger(
@@ -70,7 +70,7 @@ def compile_stagger(
     the same offset `stagger_offset(strategy, window, key, index, total)` gives, for a whole cohort."""
     if window < _ZERO or strategy is StaggerStrategy.SPREAD:  # checked per row, exactly as before
         return lambda key, index: stagger_offset(strategy, window, key, index, total)
-    span = window // timedelta(microseconds=1)
+    span = window // _MICROSECOND
     if span == 0 or strategy is StaggerStrategy.NONE:
         return lambda key, index: _ZERO
     blake2b, from_bytes, size, micro = hashlib.blake2b, int.from_bytes, _HASH_BITS // 8, _MICROSECOND

@@ -40,13 +40,13 @@ from scheduler.backends.base import StreamRefused
 from scheduler.backends.copybinary import (
     MICROSECOND,
     NULL,
-    PG_EPOCH,
     SIGNATURE,
     TRAILER,
     body,
     int4_field,
     int_field,
-    jsonb_header,
+    jsonb_field,
+    microseconds,
     text_field,
     timestamp_field,
 )
@@ -719,7 +719,7 @@ def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
     retention = timedelta(seconds=settings.retention_seconds) // MICROSECOND
     name_field = text_field(name)
     state_field = text_field("created")
-    created_on = timestamp_field(8, (settings.now - PG_EPOCH) // MICROSECOND)
+    created_on = timestamp_field(8, microseconds(settings.now))
     backoff = b"\x00\x00\x00\x01" + (b"\x01" if settings.retry_backoff else b"\x00")
     tail = (
         text_field(settings.policy)
@@ -742,16 +742,14 @@ def _copy_rows(name: str, settings: _QueueSettings, rows: list[_Row]) -> bytes:
                         int_field(settings.deletion_seconds),
                     )
                 )
-            payload = data.encode("utf-8")
-            start = (start_after - PG_EPOCH) // MICROSECOND
+            start = microseconds(start_after)
             out.append(
                 b"".join(
                     (
                         _COPY_FIELDS,
                         _uuid_field(16, bytes.fromhex(job_id.replace("-", ""))),
                         name_field,
-                        jsonb_header(len(payload) + 1, 1),
-                        payload,
+                        jsonb_field(data),
                         int4_field(4, priority),
                         state_field,
                         timestamp_field(8, start),

@@ -7,6 +7,7 @@ with the same exact report."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -213,7 +214,7 @@ def test_a_queue_with_more_held_slots_than_it_keeps_goes_chunk_by_chunk(
         assert job_count(db, QUEUES["insights"]) == 10_000
 
 
-class TakesSlotAfterRead:
+class TakesSlotAfterRead(ABC):
     """A backend where another client takes slot `n:<key>` (`_take`) just after the fan-out read what is
     held (so the fan-out believes it free, and its one COPY is refused at its end). Mixed in before the
     backend class."""
@@ -222,13 +223,14 @@ class TakesSlotAfterRead:
         super().__init__()
         self.queues_db, self.key, self.holder = queues_db, key, ""
 
+    @abstractmethod
     def _take(self) -> str:
-        raise NotImplementedError
+        """Make another client hold slot `n:<key>`; the holding job's id."""
 
     def preparer(
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
     ) -> Callable[[Batch], object]:
-        prepare: Callable[[Batch], object] = super().preparer(conn, queue, dry=dry, keyed=keyed)  # type: ignore[misc]
+        prepare = super().preparer(conn, queue, dry=dry, keyed=keyed)  # the backend's, next in the MRO
         if not self.holder:
             self.holder = self._take()
         return prepare
