@@ -2,7 +2,10 @@
 that `/metrics` renders in Prometheus text format.
 
 Names follow the product's contract: `job.enqueued`, `job.enqueue_dropped` (attributes schedule, queue,
-reason), `tick.duration`, `job.stagger_delay`, `job.reemit_exhausted`.
+reason), `tick.duration`, `job.stagger_delay`, `job.reemit_exhausted`. A schedule's tick and a watcher's
+pass are counted under different names (`record_fanout`, `record_watch`): a watcher's normal
+`already_queued` dedupes are not drops, and its passes are not ticks. `HELP` says what each name means;
+`/metrics` prints it, and a name missing from it is a programming error (`Metrics` refuses it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,25 @@ if TYPE_CHECKING:
     from scheduler.types import FanoutReport
 
 Labels = tuple[tuple[str, str], ...]
+
+HELP: dict[str, str] = {
+    "job.enqueued": "Jobs a schedule's tick put into a queue (each accepted with a job id).",
+    "job.enqueue_dropped": "Jobs of a schedule's tick that did not go into the queue, by reason "
+    "(policy_conflict, duplicate_in_cohort, queue_missing, throttled, invalid_row).",
+    "tick.duration": "Seconds one fan-out of a schedule's tick took, from the cohort read to the commit.",
+    "tick.lag": "Seconds from a tick's nominal instant to the commit of its fan-out.",
+    "tick.completed": "Ticks of a schedule by outcome: done, failed (retried in the catch-up window), skipped.",
+    "job.stagger_delay": "Seconds from a tick to the start_after of its accepted jobs (a bounded sample).",
+    "watch.reemitted": "Stuck entities a watcher pass re-emitted as a new job.",
+    "watch.already_queued": "Entities a watcher pass found stuck whose job still waits in the queue (normal).",
+    "watch.reemit_dropped": "Re-emits of a watcher pass that did not go into the queue, by reason.",
+    "job.reemit_exhausted": "Entities a watcher re-emitted max_reemits times within its window, now left alone.",
+    "watch.duration": "Seconds one watcher pass took.",
+    "job.stalled": "Jobs a watcher pass found running past their heartbeat or expiry.",
+}
+"""Every metric name and what it counts (the `# HELP` text of `/metrics`)."""
+
+_WATCH_QUIET = frozenset({DropReason.ALREADY_QUEUED, DropReason.REEMIT_EXHAUSTED})
 
 
 @dataclass
@@ -43,6 +65,7 @@ class Metrics:
         self.histograms: dict[tuple[str, Labels], Histogram] = {}
 
     def count(self, name: str, value: float = 1, attributes: Mapping[str, str] | None = None) -> None:
+        _known(name)
         attrs = dict(attributes or {})
         key = (name, tuple(sorted(attrs.items())))
         with self._lock:
@@ -53,6 +76,7 @@ class Metrics:
     def distribution(
         self, name: str, value: float, unit: str | None = None, attributes: Mapping[str, str] | None = None
     ) -> None:
+        _known(name)
         attrs = dict(attributes or {})
         key = (name, tuple(sorted(attrs.items())))
         with self._lock:
@@ -66,17 +90,36 @@ class Metrics:
             sentry_sdk.metrics.distribution(name, value, unit=unit, attributes=attrs)
 
     def record_fanout(self, report: FanoutReport) -> None:
-        """Count one committed fan-out: jobs enqueued, drops by reason, duration, stagger delays."""
+        """Count one committed fan-out of a schedule's tick: jobs enqueued, drops by reason, duration."""
         for totals in report.queues.values():
             queue = totals.queue.name
             if totals.accepted:
                 self.count("job.enqueued", totals.accepted, {"schedule": report.schedule, "queue": queue})
             for reason, n in totals.dropped_by_reason.items():
-                name = (
-                    "job.reemit_exhausted" if reason is DropReason.REEMIT_EXHAUSTED else "job.enqueue_dropped"
+                self.count(
+                    "job.enqueue_dropped",
+                    n,
+                    {"schedule": report.schedule, "queue": queue, "reason": reason.value},
                 )
-                self.count(name, n, {"schedule": report.schedule, "queue": queue, "reason": reason.value})
         self.distribution("tick.duration", report.duration_seconds, "second", {"schedule": report.schedule})
+
+    def record_watch(self, report: FanoutReport) -> None:
+        """Count one committed watcher pass (`report.schedule` is the watcher's name): re-emits, the normal
+        `already_queued` dedupes, entities past `max_reemits`, real drops of re-emits by reason, duration."""
+        watcher = report.schedule
+        for totals in report.queues.values():
+            labels = {"watcher": watcher, "queue": totals.queue.name}
+            if totals.accepted:
+                self.count("watch.reemitted", totals.accepted, labels)
+            by_reason = totals.dropped_by_reason
+            if n := by_reason.get(DropReason.ALREADY_QUEUED, 0):
+                self.count("watch.already_queued", n, labels)
+            if n := by_reason.get(DropReason.REEMIT_EXHAUSTED, 0):
+                self.count("job.reemit_exhausted", n, labels)
+            for reason, n in by_reason.items():
+                if reason not in _WATCH_QUIET:
+                    self.count("watch.reemit_dropped", n, {**labels, "reason": reason.value})
+        self.distribution("watch.duration", report.duration_seconds, "second", {"watcher": watcher})
 
     def record_stagger(self, schedule: str, delays_seconds: list[float]) -> None:
         for delay in delays_seconds:
@@ -96,12 +139,14 @@ def render_prometheus(metrics: Metrics) -> str:
     lines: list[str] = []
     for name in sorted({n for n, _ in counters}):
         metric = f"{_prom_name(name)}_total"
+        lines.append(f"# HELP {metric} {_prom_help(name)}")
         lines.append(f"# TYPE {metric} counter")
         for (n, labels), value in sorted(counters.items()):
             if n == name:
                 lines.append(f"{metric}{_prom_labels(labels)} {value:g}")
     for name in sorted({n for n, _ in histograms}):
         metric = _prom_name(name)
+        lines.append(f"# HELP {metric} {_prom_help(name)}")
         lines.append(f"# TYPE {metric} histogram")
         for (n, labels), hist in sorted(histograms.items(), key=lambda item: item[0]):
             if n != name:
@@ -113,6 +158,15 @@ def render_prometheus(metrics: Metrics) -> str:
             lines.append(f"{metric}_sum{_prom_labels(labels)} {hist.total:g}")
             lines.append(f"{metric}_count{_prom_labels(labels)} {hist.count}")
     return "\n".join(lines) + "\n"
+
+
+def _known(name: str) -> None:
+    if name not in HELP:
+        raise ValueError(f"metric {name!r} has no HELP text; add it to scheduler.observe.metrics.HELP")
+
+
+def _prom_help(name: str) -> str:
+    return HELP[name].replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _prom_name(name: str) -> str:

@@ -63,11 +63,12 @@ def watch_events(result: WatchResult) -> list[Event]:
 
 
 def record_metrics(metrics: Metrics, result: WatchResult) -> None:
-    """Count a committed pass: `job.enqueued`, `job.enqueue_dropped` (reason label; `already_queued` apart
-    from real drops), `job.reemit_exhausted`, and `job.stalled` per queue."""
+    """Count a committed pass under the watcher's own names (`Metrics.record_watch`: `watch.reemitted`,
+    `watch.already_queued`, `watch.reemit_dropped`, `job.reemit_exhausted`, `watch.duration`), and
+    `job.stalled` per queue. None of it is counted as a schedule's `job.enqueued`, drop or `tick.duration`."""
     if not result.ran:
         return
-    metrics.record_fanout(result.report)
+    metrics.record_watch(result.report)
     stalled: dict[str, int] = {}
     for job in result.stalled:
         stalled[job.queue.name] = stalled.get(job.queue.name, 0) + 1

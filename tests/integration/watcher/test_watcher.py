@@ -101,11 +101,9 @@ def test_max_reemits_exhaustion_is_reported_with_the_metric(db: str, fanout: Fan
     metrics = Metrics(send_to_sentry=False)
     record_metrics(metrics, third)
     assert third.keys(DropReason.REEMIT_EXHAUSTED) == ["m1"]
-    key = (
-        "job.reemit_exhausted",
-        (("queue", "lane-ui"), ("reason", "reemit_exhausted"), ("schedule", "chat-generating")),
-    )
+    key = ("job.reemit_exhausted", (("queue", "lane-ui"), ("watcher", "chat-generating")))
     assert metrics.counters[key] == 1
+    assert not [k for k in metrics.counters if k[0] in ("job.enqueue_dropped", "job.enqueued")]
     assert [(n, f.get("entities")) for _, n, f in watch_events(third)][1] == ("reemit_exhausted", ["m1"])
 
 
