@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scheduler", description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"scheduler {_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for register in commands.registry():
         register(sub)
@@ -65,8 +66,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = commands[argv[0]].parse_intermixed_args(argv[1:])
     else:
         args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except Exception as exc:
+        from scheduler.commands.failures import explain
+
+        line = explain(exc)
+        if line is None:
+            raise  # not an ordinary mistake: a bug, whose traceback is worth having
+        print(f"scheduler {argv[0] if argv else ''}: error: {line}", file=sys.stderr)
+        return EXIT_FINDINGS
+    except KeyboardInterrupt:
+        print("scheduler: interrupted", file=sys.stderr)
+        return 130
     return code
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pg-fanout-scheduler")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

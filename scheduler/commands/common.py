@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from scheduler.config import ConfigInvalid, LoadedConfig, Severity, load_config
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterable
 
     from scheduler.config import Finding
@@ -24,10 +25,47 @@ def add_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
+        default=[],  # without a default argparse counts a `*` positional as required in its messages
         type=Path,
         metavar="PATHS",
         help=f"schedule files or directories of *.yaml (default: ${CONFIG_ENV}, colon-separated, else ./schedules)",
     )
+
+
+def hour_arg(text: str) -> int:
+    """`--hour`: a local hour 0-23 (argparse prints the ArgumentTypeError's text as it is)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an hour; give a whole number 0-23, e.g. 14"
+        ) from None
+    if not 0 <= value <= 23:
+        raise argparse.ArgumentTypeError(f"hour must be 0-23, got {value}")
+    return value
+
+
+def date_arg(text: str) -> date:
+    """`--date`: a calendar date YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2026-03-08"
+        ) from None
+
+
+def instant_arg(text: str) -> datetime:
+    """`--at`, `--now`: an ISO 8601 instant with a UTC offset, as UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 instant, e.g. 2026-11-24T14:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add Z or +01:00")
+    return value.astimezone(UTC)
 
 
 def config_paths(args: argparse.Namespace) -> list[Path]:

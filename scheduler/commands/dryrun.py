@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,9 +13,11 @@ from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
 from scheduler.commands.checkdb import live_policy_findings, read_queues
 from scheduler.commands.common import (
     add_paths,
+    date_arg,
     dump_json,
     finding_json,
     has_errors,
+    hour_arg,
     load_or_print,
     print_findings,
 )
@@ -27,6 +28,8 @@ from scheduler.fanout import Fanout, FanoutResult, PlanPreview, default_backends
 from scheduler.planning.ticks import ticks
 
 if TYPE_CHECKING:
+    import argparse
+
     from scheduler.config import LoadedConfig
     from scheduler.types import QueueInfo
 
@@ -51,10 +54,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "dry-run", help=HELP, description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter
     )
-    p.add_argument("--hour", type=_hour, required=True, help="local hour 0-23 in each schedule's zone")
-    p.add_argument(
-        "--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today in each schedule's zone)"
-    )
+    p.add_argument("--hour", type=hour_arg, required=True, help="local hour 0-23 in each schedule's zone")
+    p.add_argument("--date", type=date_arg, help="YYYY-MM-DD (default: today in each schedule's zone)")
     p.add_argument("--schedule", action="append", metavar="NAME", help="only this schedule (repeatable)")
     p.add_argument(
         "--limit", type=int, default=10, metavar="N", help="planned jobs to list per tick (default 10)"
@@ -62,13 +63,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_paths(p)
     p.set_defaults(handler=run)
-
-
-def _hour(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 23:
-        raise argparse.ArgumentTypeError(f"hour must be 0-23, got {value}")
-    return value
 
 
 def hour_window(day: date, hour: int, zone: ZoneInfo) -> tuple[datetime, datetime]:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.common import add_paths, dump_json, load_or_print
+from scheduler.commands.common import add_paths, dump_json, instant_arg, load_or_print
 from scheduler.errors import SchedulerError
 from scheduler.fanout import Fanout, FanoutResult, default_backends, fire
 from scheduler.observe.events import fanout_event, unexpected_drops
 from scheduler.observe.log import configure, event
 from scheduler.observe.metrics import Metrics
 from scheduler.planning.ticks import previous_tick
+
+if TYPE_CHECKING:
+    import argparse
 
 HELP = "run one tick of a schedule now and print what was accepted and dropped"
 DESCRIPTION = """\
@@ -48,25 +50,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("schedule", metavar="SCHEDULE", help="the schedule's name")
     p.add_argument(
-        "--at", type=_instant, help="tick instant, ISO 8601 with offset (e.g. 2026-11-24T14:00:00Z)"
+        "--at", type=instant_arg, help="tick instant, ISO 8601 with offset (e.g. 2026-11-24T14:00:00Z)"
     )
     p.add_argument("--dry", action="store_true", help="predict the report; write nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON, with every dropped key")
     p.add_argument("--strict", action="store_true", help="exit 1 on drops the schedule does not expect")
     add_paths(p)
     p.set_defaults(handler=run)
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 instant, e.g. 2026-11-24T14:00:00Z"
-        ) from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add Z or +01:00")
-    return value.astimezone(UTC)
 
 
 def run(args: argparse.Namespace) -> int:

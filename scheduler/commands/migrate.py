@@ -10,6 +10,7 @@ import psycopg
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
 from scheduler.commands.common import add_ledger_schema, add_paths, load_or_print
+from scheduler.commands.failures import oneline
 from scheduler.errors import ConfigError
 from scheduler.runtime.databases import connect, ledger_databases
 from scheduler.runtime.ledger import LATEST_VERSION, Ledger
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             with connect(loaded.config, database, os.environ) as conn:
                 applied = ledger.migrate(conn)
         except (psycopg.Error, ConfigError) as exc:
-            print(f"{database}: cannot migrate the ledger: {' '.join(str(exc).split())}", file=sys.stderr)
+            print(f"{database}: cannot migrate the ledger: {oneline(exc)}", file=sys.stderr)
             code = EXIT_FINDINGS
             continue
         if applied:

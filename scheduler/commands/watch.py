@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.common import add_ledger_schema, add_paths, dump_json, load_or_print
-from scheduler.commands.fire import _instant
+from scheduler.commands.common import add_ledger_schema, add_paths, dump_json, instant_arg, load_or_print
+from scheduler.commands.failures import oneline
 from scheduler.errors import SchedulerError
 from scheduler.fanout import Fanout, default_backends
 from scheduler.observe.log import configure, event
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("name", metavar="NAME", nargs="?", help="the watcher's name")
     p.add_argument("--aliases", action="store_true", help="run the alias pass instead of a watcher")
-    p.add_argument("--now", type=_instant, help="the pass's instant, ISO 8601 with offset (default: now)")
+    p.add_argument("--now", type=instant_arg, help="the pass's instant, ISO 8601 with offset (default: now)")
     p.add_argument(
         "--dry", action="store_true", help="predict: a READ ONLY transaction, rolled back; write nothing"
     )
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 ledger.migrate(conn)
         result = watch_once(fanout, args.name, now, replica=replica, ledger_schema=args.schema, dry=args.dry)
     except (SchedulerError, psycopg.Error) as exc:
-        print(f"watcher {args.name or 'aliases'}: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"watcher {args.name or 'aliases'}: {oneline(exc)}", file=sys.stderr)
         return EXIT_FINDINGS
     for level, name, fields in watch_events(result):
         event(logger, level, name, **fields)
