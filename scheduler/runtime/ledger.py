@@ -111,9 +111,18 @@ class Ledger:
         return int(row[0]) if row and row[0] is not None else None
 
     def horizon(self, conn: psycopg.Connection[Any], schedule: str, now: datetime) -> datetime:
-        """The schedule's horizon; the first call for a schedule records `now` as its first sighting."""
-        row = self._run(conn, "schedule_state_ensure", {"schedule": schedule, "now": now}).fetchone()
-        assert row is not None  # the statement returns the inserted or the existing row
+        """The schedule's horizon; the first call for a schedule records `now` as its first sighting.
+
+        Two replicas seeing a new schedule at once: the second one's insert waits for the first's to commit
+        and then does nothing, but its own SELECT ran in the statement's earlier snapshot and found no row
+        (READ COMMITTED). A second statement, with a new snapshot, reads the row the first one committed.
+        """
+        params = {"schedule": schedule, "now": now}
+        row = self._run(conn, "schedule_state_ensure", params).fetchone()
+        if row is None:
+            row = self._run(conn, "schedule_state_get", params).fetchone()
+        if row is None:
+            raise LookupError(f"schedule {schedule!r} has no row in {self.schema}.schedule_state")
         horizon: datetime = row[0]
         return horizon
 

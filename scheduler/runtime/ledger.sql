@@ -42,6 +42,10 @@ UNION ALL
 SELECT horizon FROM {schema}.schedule_state WHERE schedule = %(schedule)s
 LIMIT 1;
 
+-- name: schedule_state_get :one
+-- A schedule's horizon, read in a snapshot of its own (after `schedule_state_ensure` lost the race).
+SELECT horizon FROM {schema}.schedule_state WHERE schedule = %(schedule)s;
+
 -- name: tick_claim :one
 -- Claim a tick for this transaction: a new row, or a failed one (a retry). A done or skipped tick returns
 -- no row: the caller lost and writes nothing. Callers take `tick_lock` first, so this never waits behind

@@ -131,3 +131,42 @@ def test_horizon_starts_at_first_sighting_and_never_goes_back(conn: psycopg.Conn
         ledger.advance(conn, "s", TICK + timedelta(minutes=5))
         ledger.advance(conn, "s", TICK + timedelta(minutes=1))
         assert ledger.horizon(conn, "s", NOW) == TICK + timedelta(minutes=5)
+
+
+def test_two_replicas_seeing_a_new_schedule_at_once_both_read_its_horizon(queue_dsn: str) -> None:
+    """The second replica's first pass waits on the first one's uncommitted insert of the schedule's state,
+    then reads the horizon the first one recorded (it found no row at all before: an AssertionError)."""
+    with psycopg.connect(queue_dsn) as setup:
+        Ledger().migrate(setup)
+    first = psycopg.connect(queue_dsn)
+    second = psycopg.connect(queue_dsn)
+    results: list[datetime | BaseException] = []
+
+    def second_pass() -> None:
+        try:
+            with second.transaction():
+                results.append(Ledger().horizon(second, "new-schedule", NOW + timedelta(hours=1)))
+        except BaseException as exc:  # the assertion below reports it
+            results.append(exc)
+
+    try:
+        with first.transaction():
+            assert Ledger().horizon(first, "new-schedule", NOW) == NOW
+            pid = second.info.backend_pid
+            thread = threading.Thread(target=second_pass)
+            thread.start()
+            with psycopg.connect(queue_dsn) as watch:
+                for _ in range(500):  # until the second insert waits on the first one's row lock
+                    row = watch.execute(
+                        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                    ).fetchone()
+                    if row and row[0] == "Lock":
+                        break
+                    threading.Event().wait(0.01)
+                else:
+                    raise AssertionError("the second replica's insert never waited on the first one")
+        thread.join(timeout=10)
+    finally:
+        first.close()
+        second.close()
+    assert results == [NOW]
