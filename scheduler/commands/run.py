@@ -17,7 +17,7 @@ from scheduler.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, HelpFormatter
 from scheduler.commands.common import DEFAULT_PATHS, add_paths
 from scheduler.observe.log import configure, event
 from scheduler.observe.metrics import Metrics
-from scheduler.runtime.health import HealthServer
+from scheduler.runtime.health import CachedCheck, HealthServer
 from scheduler.runtime.sentry import init_sentry
 from scheduler.runtime.service import Service
 from scheduler.runtime.settings import Clock, Settings, settings_help
@@ -34,11 +34,18 @@ number of replicas fan out each tick exactly once. Missed ticks inside a schedul
 fanned out on start (policy all|latest|none); older ones are recorded as skipped. A failed tick is
 retried with backoff inside the window.
 
-SIGHUP, or a change to a schedule file, reloads the files; an invalid file is logged (file:line) and
-the running configuration stays. SIGTERM lets the tick in flight finish (up to the grace period) and
-exits 0 (1 when the grace period ran out).
+SIGHUP, or a change to a schedule file, reloads the files. A reload never stops the sidecar: whatever
+fails while loading the new files (invalid YAML or values, any unexpected error, a database that cannot
+hold a schedule's ledger), the running configuration keeps firing, each finding is logged
+(config_invalid, with file:line:col where known), /readyz says "reload failed at <time>: <finding>"
+under checks.config (still 200: the old configuration is valid and running) and `scheduler status`
+shows it per replica. A reload that would leave no enabled schedule while some run (an emptied file or
+directory) is refused the same way unless SCHEDULER_ALLOW_EMPTY_RELOAD=true. Invalid files at start:
+exit 1 with the findings. SIGTERM lets the tick in flight finish (up to the grace period) and exits 0
+(1 when the grace period ran out).
 
-HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated), /metrics (Prometheus).
+HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated: checked by one background
+thread every SCHEDULER_READINESS_INTERVAL, whatever the request rate), /metrics (Prometheus).
 """
 EXAMPLES = """\
 examples:
@@ -75,7 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if not service.load():
         event(logger, logging.ERROR, "run_aborted", reason="the schedule files are invalid")
         return EXIT_FINDINGS
-    health = HealthServer(settings.health_host, settings.health_port, service.readiness, metrics)
+    checks = CachedCheck(service.database_checks, settings.readiness_interval.total_seconds(), logger)
+    health = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        lambda: service.readiness(checks.latest()),
+        metrics,
+        logger,
+    )
+    checks.start()
     health.start()
     stop = threading.Event()
     reload = threading.Event()
@@ -110,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     event(logger, logging.INFO, "run_stopping", grace_seconds=settings.grace_period.total_seconds())
     drained = service.stop(settings.grace_period)
     health.stop()
+    checks.stop()
     sentry_sdk.flush(timeout=5)
     if not drained:
         event(logger, logging.ERROR, "run_stopped", drained=False)

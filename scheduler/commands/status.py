@@ -14,7 +14,7 @@ from scheduler.commands.common import add_ledger_schema, add_paths, dump_json, l
 from scheduler.errors import ConfigError
 from scheduler.planning.ticks import next_tick
 from scheduler.runtime.databases import connect, ledger_databases
-from scheduler.runtime.ledger import Ledger, RecentTick
+from scheduler.runtime.ledger import Ledger, RecentTick, ReplicaRecord
 
 if TYPE_CHECKING:
     import argparse
@@ -23,7 +23,10 @@ HELP = "show each schedule's recent ticks from the ledger, its next fire time an
 DESCRIPTION = """\
 Reads the ledger in each queue database (read only) and prints, per enabled schedule, its next fire
 time and its most recent ticks: outcome (done, failed with the reason, skipped), counts, attempts and
-the replica that claimed it. Exit code 1 when a database cannot be read.
+the replica that claimed it; then, per database, the live replicas of `scheduler run` (seen within
+three catch-up polls): when the configuration each runs was loaded and, when its last reload failed,
+when and why (it keeps running the older configuration). Exit code 1 when a database cannot be read
+or a live replica's last reload failed.
 """
 COLUMNS = ("TICK", "OUTCOME", "ACCEPTED", "DROPPED", "ATTEMPTS", "REPLICA", "REASON")
 EPILOG = """\
@@ -58,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     code = EXIT_OK
     doc: dict[str, Any] = {}
+    replicas_of: dict[str, list[ReplicaRecord]] = {}
     for database, names in sorted(databases.items()):
         recent: list[RecentTick] = []
+        replicas: list[ReplicaRecord] = []
         error: str | None = None
         try:
             with connect(config, database, os.environ) as conn:
@@ -67,10 +72,12 @@ def run(args: argparse.Namespace) -> int:
                     error = f"no ledger in schema {ledger.schema!r}: run `scheduler migrate`"
                 else:
                     recent = ledger.recent(conn, names, args.limit)
+                    replicas = [r for r in ledger.replicas(conn, now) if r.live]
         except (psycopg.Error, ConfigError) as exc:
             error = " ".join(str(exc).split())
-        if error is not None:
+        if error is not None or any(r.reload_failed_at is not None for r in replicas):
             code = EXIT_FINDINGS
+        replicas_of[database] = replicas
         for name in names:
             schedule = config.schedules[name]
             rows = [r for r in recent if r.schedule == name]
@@ -82,12 +89,48 @@ def run(args: argparse.Namespace) -> int:
                 "error": error,
                 "failed": sum(1 for r in rows if r.outcome == "failed"),
                 "recent": [_row_json(r) for r in rows],
+                "replicas": [_replica_json(r, name) for r in replicas],
             }
     if args.json:
         dump_json(doc, sys.stdout)
     else:
         _print_tables(doc)
+        _print_replicas(replicas_of)
     return code
+
+
+def _replica_json(record: ReplicaRecord, schedule: str) -> dict[str, Any]:
+    """A live replica of the schedule's database: the configuration it runs, its last failed reload."""
+    return {
+        "replica": record.replica,
+        "seen_at": record.seen_at.isoformat(),
+        "config_loaded_at": record.loaded_at.isoformat(),
+        "runs_schedule": schedule in record.schedules,
+        "reload_failed_at": record.reload_failed_at.isoformat() if record.reload_failed_at else None,
+        "reload_error": record.reload_error,
+    }
+
+
+def _print_replicas(replicas_of: dict[str, list[ReplicaRecord]]) -> None:
+    for database, replicas in replicas_of.items():
+        if not replicas:
+            continue
+        print(f"replicas of database {database}")
+        for r in replicas:
+            line = f"  {r.replica}  seen {r.seen_at.isoformat(timespec='seconds')}  "
+            line += f"config loaded {r.loaded_at.isoformat(timespec='seconds')}"
+            if r.reload_failed_at is None:
+                print(line)
+                continue
+            print(f"{line}  RELOAD FAILED at {r.reload_failed_at.isoformat(timespec='seconds')}")
+            print("    (still running the configuration loaded before; fix the files and reload)")
+            for finding in (r.reload_error or "").splitlines():
+                print(f"    {_printable(finding)}")
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped (a finding quotes file content: it must not forge lines)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _row_json(row: RecentTick) -> dict[str, Any]:

@@ -39,6 +39,7 @@ HELP: dict[str, str] = {
     "job.reemit_exhausted": "Entities a watcher re-emitted max_reemits times within its window, now left alone.",
     "watch.duration": "Seconds one watcher pass took.",
     "job.stalled": "Jobs a watcher pass found running past their heartbeat or expiry.",
+    "config.reload_failed": "Loads of the schedule files that failed or were refused (the running config stayed).",
 }
 """Every metric name and what it counts (the `# HELP` text of `/metrics`)."""
 

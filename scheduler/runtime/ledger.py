@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, LiteralString
 
 from psycopg import sql
@@ -53,6 +53,8 @@ def migrations() -> list[Migration]:
 
 
 LATEST_VERSION = migrations()[-1].version
+_REPLICA_VERSION = 4
+"""The migration step that created the replica table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,27 @@ class RecentTick:
     accepted: int
     dropped: int
     dropped_by_reason: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaRecord:
+    """What a running replica says about itself in the ledger (`scheduler status` shows it)."""
+
+    replica: str
+    seen_at: datetime
+    """Its last heartbeat (every catch-up poll)."""
+    seen_every: timedelta
+    loaded_at: datetime
+    """When the configuration it runs was loaded."""
+    files: tuple[str, ...]
+    schedules: tuple[str, ...]
+    """The enabled schedules of that configuration."""
+    reload_failed_at: datetime | None = None
+    """Its last failed reload, while no later reload succeeded (it runs the configuration of `loaded_at`)."""
+    reload_error: str | None = None
+    """The findings of that reload, one per line."""
+    live: bool = True
+    """Seen within three heartbeats and a minute (as read back by `replicas`)."""
 
 
 class Ledger:
@@ -233,3 +256,42 @@ class Ledger:
         """The newest `limit` rows of each schedule, newest first."""
         cur = self._run(conn, "tick_recent_many", {"schedules": list(schedules), "limit": limit})
         return [RecentTick(*row) for row in cur.fetchall()]
+
+    def record_replica(self, conn: psycopg.Connection[Any], record: ReplicaRecord) -> None:
+        """Write `record` (and forget replicas not seen for a week). Commits."""
+        with conn.transaction():
+            self._run(
+                conn,
+                "replica_record",
+                {
+                    "replica": record.replica,
+                    "seen_at": record.seen_at,
+                    "seen_every": record.seen_every,
+                    "loaded_at": record.loaded_at,
+                    "files": list(record.files),
+                    "schedules": list(record.schedules),
+                    "reload_failed_at": record.reload_failed_at,
+                    "reload_error": record.reload_error,
+                },
+            )
+            self._run(conn, "replica_prune", {"now": record.seen_at})
+
+    def replicas(self, conn: psycopg.Connection[Any], now: datetime) -> list[ReplicaRecord]:
+        """Every replica's record, live ones first (empty before migration step 4)."""
+        if (self.version(conn) or 0) < _REPLICA_VERSION:
+            return []
+        cur = self._run(conn, "replica_list", {"now": now})
+        return [
+            ReplicaRecord(
+                replica=r[0],
+                seen_at=r[1],
+                seen_every=r[2],
+                loaded_at=r[3],
+                files=tuple(r[4]),
+                schedules=tuple(r[5]),
+                reload_failed_at=r[6],
+                reload_error=r[7],
+                live=bool(r[8]),
+            )
+            for r in cur.fetchall()
+        ]

@@ -23,6 +23,32 @@ INSERT INTO {schema}.migration (version, name) VALUES (%(version)s, %(name)s);
 -- The newest applied migration step, or NULL when the ledger does not exist.
 SELECT max(version) FROM {schema}.migration;
 
+-- name: replica_list :many
+-- Every replica's record, live ones (seen within three heartbeats and a minute) first, newest heartbeat first.
+SELECT replica, seen_at, seen_every, loaded_at, files, schedules, reload_failed_at, reload_error,
+       seen_at >= %(now)s - (seen_every * 3 + interval '1 minute') AS live
+FROM {schema}.replica
+ORDER BY live DESC, seen_at DESC, replica;
+
+-- name: replica_prune :none
+-- Forget the records of replicas not seen for a week (pods come and go; their names do not come back).
+DELETE FROM {schema}.replica WHERE seen_at < %(now)s - interval '7 days';
+
+-- name: replica_record :none
+-- Write one replica's record (its heartbeat, its configuration, its last failed reload or NULL).
+INSERT INTO {schema}.replica
+    (replica, seen_at, seen_every, loaded_at, files, schedules, reload_failed_at, reload_error)
+VALUES (%(replica)s, %(seen_at)s, %(seen_every)s, %(loaded_at)s, %(files)s, %(schedules)s,
+        %(reload_failed_at)s, %(reload_error)s)
+ON CONFLICT (replica) DO UPDATE SET
+    seen_at = excluded.seen_at,
+    seen_every = excluded.seen_every,
+    loaded_at = excluded.loaded_at,
+    files = excluded.files,
+    schedules = excluded.schedules,
+    reload_failed_at = excluded.reload_failed_at,
+    reload_error = excluded.reload_error;
+
 -- name: schedule_state_advance :none
 -- Move a schedule's horizon forward (never back: a replica with a slower clock cannot undo another's pass).
 UPDATE {schema}.schedule_state

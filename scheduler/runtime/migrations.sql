@@ -44,3 +44,18 @@ CREATE INDEX reemit_entity_idx ON {schema}.reemit (watcher, entity, at);
 ALTER TABLE {schema}.reemit
     ADD COLUMN kind text NOT NULL DEFAULT 'reemit' CHECK (kind IN ('reemit', 'exhausted')),
     ALTER COLUMN job_id DROP NOT NULL;
+
+-- name: v0004_replica :ddl
+-- One row per replica: the configuration it runs (loaded when, which files and schedules), its last failed
+-- reload (cleared by a reload that succeeds) and a heartbeat (`seen_at`, every `seen_every`), so
+-- `scheduler status` shows a replica that kept an older configuration because the new one failed.
+CREATE TABLE {schema}.replica (
+    replica text PRIMARY KEY,
+    seen_at timestamptz NOT NULL,
+    seen_every interval NOT NULL,
+    loaded_at timestamptz NOT NULL,
+    files text[] NOT NULL,
+    schedules text[] NOT NULL,
+    reload_failed_at timestamptz,
+    reload_error text
+);

@@ -40,7 +40,8 @@ from scheduler.observe.log import event
 from scheduler.planning.ticks import next_tick
 from scheduler.runtime.catchup import Backoff, decide
 from scheduler.runtime.databases import connect, ledger_databases
-from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+from scheduler.runtime.ledger import LATEST_VERSION, Ledger, ReplicaRecord
+from scheduler.runtime.settings import ENV_PREFIX
 from scheduler.watch.passes import aliases_once, watch_once
 from scheduler.watch.plan import alias_every, alias_moves, watcher_database
 from scheduler.watch.report import alias_events, watch_events
@@ -76,6 +77,28 @@ class TickTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler ships no ty
 
     def __str__(self) -> str:
         return f"ticks[{self.cron} {self.timezone}]"
+
+
+class _Refused(SchedulerError):
+    """The new configuration is valid but would stop every schedule (see `Settings.allow_empty_reload`)."""
+
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__(findings[0])
+        self.findings = findings
+
+
+@dataclass(frozen=True)
+class ReloadFailure:
+    """The last load that failed (cleared by a load that succeeds): when, and what was found."""
+
+    at: datetime
+    findings: tuple[str, ...]
+
+    def summary(self) -> str:
+        """`reload failed at <time>: <first finding>` (and how many more)."""
+        more = f" (and {len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+        first = self.findings[0] if self.findings else "no finding"
+        return f"reload failed at {self.at.isoformat(timespec='seconds')}: {first}{more}"
 
 
 class _TickFailed(SchedulerError):
@@ -115,6 +138,10 @@ class Service:
         self.ledger = Ledger(settings.ledger_schema)
         self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max)
         self.state: _State | None = None
+        self.loaded_at: datetime | None = None
+        """When the running configuration was loaded (the service's clock)."""
+        self.reload_failure: ReloadFailure | None = None
+        """The last failed load, while no later one succeeded."""
         self._state_lock = threading.Lock()
         self._schedule_locks: dict[str, threading.Lock] = {}
         self._stopping = threading.Event()
@@ -127,45 +154,105 @@ class Service:
     # -- configuration -------------------------------------------------------------------------------------
 
     def load(self) -> bool:
-        """Load the schedule files; on success swap them in (and reschedule). On failure, log each error at
-        its file:line and keep the running configuration. True when the new configuration runs.
+        """Load the schedule files and swap them in (and reschedule). True when the new configuration runs.
+
+        Nothing that goes wrong here stops the running configuration: any exception while loading, checking,
+        building the fan-out, finding the ledger databases, migrating or rescheduling is a failed reload. Its
+        findings are logged (file:line:col where known), kept in `reload_failure` for `/readyz` and the
+        replica record that `scheduler status` reads, and the old configuration keeps firing. A reload that
+        would leave no enabled schedule while some run is refused the same way, unless
+        `allow_empty_reload` is set.
         """
+        previous = self.state
         try:
-            loaded = load_config(self.paths)
-            databases = ledger_databases(loaded.config)
-            fanout = self._build_fanout(loaded)
+            state = self._prepare(previous)
+            self._swap(previous, state)
+        except _Refused as exc:
+            return self._failed(exc.findings)
         except ConfigInvalid as exc:
-            for finding in exc.findings:
-                event(self.logger, logging.ERROR, "config_invalid", finding=finding.format())
-            self._config_kept()
-            return False
+            return self._failed([f.format() for f in exc.findings])
         except ConfigError as exc:
-            event(self.logger, logging.ERROR, "config_invalid", finding=str(exc))
-            self._config_kept()
-            return False
-        state = _State(loaded=loaded, fanout=fanout, databases=databases)
-        for database in databases:
-            self._migrate(state, database)
-        with self._state_lock:
-            self.state = state
-        enabled = sorted(n for n, s in loaded.config.schedules.items() if s.enabled)
+            return self._failed([_oneline(exc)])
+        except Exception as exc:  # a bug in a parser or a model must not end the loop: keep the old config
+            where = ", ".join(str(p) for p in self.paths)
+            self.logger.debug("config_load_traceback", exc_info=True)
+            sentry_sdk.capture_exception(exc)
+            return self._failed([f"{where}: error: could not load: {type(exc).__name__}: {_oneline(exc)}"])
+        self.reload_failure = None
+        self.loaded_at = self.clock.wall_now()
+        config = state.loaded.config
+        enabled = sorted(n for n, s in config.schedules.items() if s.enabled)
         event(
             self.logger,
-            logging.INFO,
+            logging.INFO if enabled or config.watchers else logging.WARNING,
             "config_loaded",
-            files=[str(f) for f in loaded.files],
+            files=[str(f) for f in state.loaded.files],
             schedules=enabled,
-            ledger_databases=sorted(databases),
+            ledger_databases=sorted(state.databases),
         )
-        if self._scheduler.running:
-            self._reschedule()
         return True
 
-    def _config_kept(self) -> None:
+    def _prepare(self, previous: _State | None) -> _State:
+        """Everything a new configuration needs before it can replace the running one; raises what fails."""
+        loaded = load_config(self.paths)
+        config = loaded.config
+        enabled = [n for n, s in config.schedules.items() if s.enabled]
+        running = (
+            []
+            if previous is None
+            else sorted(n for n, s in previous.loaded.config.schedules.items() if s.enabled)
+        )
+        if running and not enabled and not self.settings.allow_empty_reload:
+            where = ", ".join(str(f) for f in loaded.files) or ", ".join(str(p) for p in self.paths)
+            raise _Refused(
+                [
+                    f"{where}: error: the new configuration has no enabled schedule, and {len(running)} run "
+                    f"now ({', '.join(running[:5])}{', …' if len(running) > 5 else ''}); refused so that an "
+                    "emptied file or directory cannot stop every schedule. To stop them all on purpose, set "
+                    f"{ENV_PREFIX}ALLOW_EMPTY_RELOAD=true (or stop the sidecar)"
+                ]
+            )
+        now = self.clock.now()
+        for name in enabled:  # the triggers compute these; a schedule that cannot tick fails here, not later
+            schedule = config.schedules[name]
+            next_tick(schedule.cron, schedule.timezone, now)
+        databases = ledger_databases(config)
+        fanout = self._build_fanout(loaded)
+        state = _State(loaded=loaded, fanout=fanout, databases=databases)
+        for database in databases:
+            self._migrate(state, database)  # an unreachable database is retried by its passes, not refused
+        return state
+
+    def _swap(self, previous: _State | None, state: _State) -> None:
+        """Make `state` the running configuration; when rescheduling fails, put `previous` back and raise."""
+        with self._state_lock:
+            self.state = state
+        if not self._scheduler.running:
+            return
+        try:
+            self._reschedule()
+        except Exception:
+            with self._state_lock:
+                self.state = previous
+            if previous is not None:
+                self._reschedule()
+            raise
+
+    def _failed(self, findings: list[str]) -> bool:
+        """Log a failed load, remember it for `/readyz` and `status`; False."""
+        for finding in findings:
+            event(self.logger, logging.ERROR, "config_invalid", finding=finding)
+        self.reload_failure = ReloadFailure(at=self.clock.wall_now(), findings=tuple(findings))
+        self.metrics.count("config.reload_failed", 1)
         if self.state is not None:
             event(
-                self.logger, logging.WARNING, "config_kept", files=[str(f) for f in self.state.loaded.files]
+                self.logger,
+                logging.WARNING,
+                "config_kept",
+                files=[str(f) for f in self.state.loaded.files],
+                loaded_at=self.loaded_at.isoformat() if self.loaded_at else None,
             )
+        return False
 
     def _build_fanout(self, loaded: LoadedConfig) -> Fanout:
         return Fanout(
@@ -199,10 +286,13 @@ class Service:
         seen: dict[str, int] = {}
         files: list[Path] = list(self.state.loaded.files) if self.state else []
         for path in self.paths:
-            if path.is_dir():
-                files.extend(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
-            else:
-                files.append(path)
+            try:
+                if path.is_dir():
+                    files.extend(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+                else:
+                    files.append(path)
+            except OSError:  # gone or unreadable between two looks: the next load says what is wrong
+                seen[str(path)] = -1
         for file in files:
             try:
                 seen[str(file)] = file.stat().st_mtime_ns
@@ -337,6 +427,7 @@ class Service:
         state = self.state
         if state is None:
             return
+        self.record_replica()
         for names in state.databases.values():
             for name in names:
                 if self._stopping.is_set():
@@ -487,13 +578,32 @@ class Service:
 
     # -- readiness ------------------------------------------------------------------------------------------
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Config loaded, every queue database reachable with its ledger at the latest version, and every
-        app database that a cohort query reads reachable."""
+    def readiness(self, databases: Mapping[str, str] | None) -> tuple[bool, dict[str, Any]]:
+        """/readyz from the latest `database_checks` (None: none finished yet) and the live config state.
+
+        Ready when a configuration runs and every database check is "ok". A failed reload does not make the
+        replica unready: the configuration it runs is still valid and firing (and every replica reading the
+        same ConfigMap fails the same reload, so 503 would take them all out); `checks.config` says it failed.
+        """
         state = self.state
         if state is None:
             return False, {"config": "not loaded"}
-        checks: dict[str, Any] = {"config": "loaded"}
+        failure = self.reload_failure
+        checks: dict[str, Any] = {"config": "loaded" if failure is None else failure.summary()}
+        if databases is None:
+            checks["databases"] = "not checked yet"
+            return False, checks
+        checks.update(databases)
+        return all(v == "ok" for v in databases.values()), checks
+
+    def database_checks(self) -> dict[str, str]:
+        """Every queue database reachable with its ledger at the latest version, and every app database that
+        a cohort query reads reachable: database → "ok" or why not. Opens one connection per database (the
+        health server runs this from one background thread, at most once per `readiness_interval`).
+        """
+        state = self.state
+        if state is None:
+            return {}
         config = state.loaded.config
 
         def ledger_check(conn: psycopg.Connection[Any]) -> str:
@@ -508,11 +618,12 @@ class Service:
             conn.execute("SELECT 1")
             return "ok"
 
+        checks: dict[str, str] = {}
         for database in sorted(state.databases):
             checks[database] = self._probe(config, database, ledger_check)
         for database in sorted(_cohort_databases(config) - set(state.databases)):
             checks[database] = self._probe(config, database, reachable)
-        return all(v in ("ok", "loaded") for v in checks.values()), checks
+        return checks
 
     def _probe(self, config: Config, database: str, check: Callable[[psycopg.Connection[Any]], str]) -> str:
         """`check` on a short-lived connection to `database`: its verdict, or why it could not be reached."""
@@ -521,6 +632,43 @@ class Service:
                 return check(conn)
         except (psycopg.Error, ConfigError) as exc:
             return f"unreachable: {_oneline(exc)}"
+
+    # -- the replica record (read by `scheduler status`) -----------------------------------------------------
+
+    def record_replica(self) -> None:
+        """Write this replica's record (its configuration, its last failed reload) into the ledger of each
+        queue database it runs; called by every catch-up poll, so `seen_at` is a heartbeat. Never raises.
+        """
+        state = self.state
+        if state is None or self.loaded_at is None:
+            return
+        failure = self.reload_failure
+        record = ReplicaRecord(
+            replica=self.settings.replica_id,
+            seen_at=self.clock.wall_now(),
+            seen_every=self.settings.catch_up_poll,
+            loaded_at=self.loaded_at,
+            files=tuple(str(f) for f in state.loaded.files),
+            schedules=tuple(sorted(n for n, s in state.loaded.config.schedules.items() if s.enabled)),
+            reload_failed_at=failure.at if failure else None,
+            reload_error="\n".join(failure.findings) if failure else None,
+        )
+        for database in sorted(state.migrated & set(state.databases)):
+            if self._stopping.is_set():
+                return
+            try:
+                with connect(
+                    state.loaded.config, database, self.environ, self.settings.connect_timeout
+                ) as conn:
+                    self.ledger.record_replica(conn, record)
+            except Exception as exc:  # the record is a report; failing to write it changes nothing else
+                event(
+                    self.logger,
+                    logging.DEBUG,
+                    "replica_record_failed",
+                    database=database,
+                    error=_oneline(exc),
+                )
 
 
 def _cohort_databases(config: Config) -> set[str]:

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         description="Jobs per planned chunk (and per statement where chunks cannot share one COPY).",
     )
     connect_timeout: int = Field(5, ge=1, description="Seconds to wait for a database connection.")
+    readiness_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="How often /readyz's database checks run (one background thread; requests read the "
+        "latest result, so any request rate costs one check per interval).",
+    )
+    allow_empty_reload: bool = Field(
+        False,
+        description="Accept a reload that leaves no enabled schedule while some run (an emptied file or "
+        "directory); refused by default, and the running configuration stays.",
+    )
     test_clock_speed: float = Field(
         1.0, gt=0, description="Testing: schedule time runs this many times faster than real time."
     )
@@ -126,6 +136,11 @@ class Clock:
 
     def now(self) -> datetime:
         return self.to_schedule(time.time())
+
+    def wall_now(self) -> datetime:
+        """Real time (UTC), whatever the speed: for what operators read next to their own clocks (when a
+        configuration was loaded or a reload failed, a replica's heartbeat), never for ticks."""
+        return datetime.fromtimestamp(time.time(), UTC)
 
     def to_schedule(self, real: float) -> datetime:
         """Schedule time at Unix time `real`."""

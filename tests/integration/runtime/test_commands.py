@@ -46,7 +46,7 @@ def test_migrate_creates_then_reports_up_to_date(
     assert main(["migrate", path]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "queue: ledger scheduler migrated: 1 (ledger), 2 (reemit), 3 (reemit_kind)",
+        "queue: ledger scheduler migrated: 1 (ledger), 2 (reemit), 3 (reemit_kind), 4 (replica)",
         f"queue: ledger scheduler is up to date (version {LATEST_VERSION})",
     ]
 

@@ -125,7 +125,7 @@ def test_failed_tick_is_retried_after_backoff(tmp_path: Path, queue_dsn: str) ->
 def test_readiness_reports_migrated_ledger(tmp_path: Path, queue_dsn: str) -> None:
     """/readyz's check is ready once the config is loaded and the ledger migrated."""
     svc, _ = service(tmp_path, queue_dsn, STATIC, FixedClock(T0))
-    assert svc.readiness() == (True, {"config": "loaded", "queue": "ok"})
+    assert svc.readiness(svc.database_checks()) == (True, {"config": "loaded", "queue": "ok"})
 
 
 def test_invalid_reload_keeps_running_config(tmp_path: Path, queue_dsn: str) -> None:
@@ -159,7 +159,7 @@ def test_readiness_checks_the_app_database_of_sql_cohorts(tmp_path: Path, queue_
         environ={"QUEUE_URL": queue_dsn, "APP_URL": missing},
     )
     assert svc.load()
-    ready, checks = svc.readiness()
+    ready, checks = svc.readiness(svc.database_checks())
     assert (ready, checks["queue"]) == (False, "ok")
     assert checks["app"].startswith("unreachable: ")
     assert "no_such_db_" in checks["app"] or "_missing" in checks["app"]
