@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -175,7 +176,16 @@ class Service:
             return self._failed([_oneline(exc)])
         except Exception as exc:  # a bug in a parser or a model must not end the loop: keep the old config
             where = ", ".join(str(p) for p in self.paths)
-            self.logger.debug("config_load_traceback", exc_info=True)
+            frames = traceback.extract_tb(exc.__traceback__)
+            where_raised = f"{frames[-1].filename}:{frames[-1].lineno} {frames[-1].name}" if frames else None
+            # one line (the full traceback goes to Sentry): a JSON log stream stays one object per line
+            event(
+                self.logger,
+                logging.DEBUG,
+                "config_load_error",
+                error=type(exc).__name__,
+                raised_at=where_raised,
+            )
             sentry_sdk.capture_exception(exc)
             return self._failed([f"{where}: error: could not load: {type(exc).__name__}: {_oneline(exc)}"])
         self.reload_failure = None

@@ -124,6 +124,10 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def _body_if(status: int, got: tuple[int, str]) -> str | None:
+    return got[1] if got[0] == status else None
+
+
 def _allow_connections(dsn: str, allow: bool) -> None:
     name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -135,18 +139,20 @@ def _allow_connections(dsn: str, allow: bool) -> None:
 
 
 def test_readyz_follows_database_reachability(tmp_path: Path, queue_dsn: str, launch: Launch) -> None:
-    """/readyz is 503 while the queue database refuses connections and 200 again after; /healthz stays 200."""
-    replica = launch(write_config(tmp_path), queue_dsn, time.time())
+    """/readyz is 503 while the queue database refuses connections and 200 again after (within a check
+    interval: requests read the background check's latest result); /healthz stays 200."""
+    replica = launch(write_config(tmp_path), queue_dsn, time.time(), SCHEDULER_READINESS_INTERVAL="0.2s")
     port = int(replica.wait_for(r"run_started .*health_port=(\d+)").group(1))
-    assert _get(port, "/readyz")[0] == 200
+    wait_until(lambda: _get(port, "/readyz")[0] == 200, what="ready")
     _allow_connections(queue_dsn, False)
     try:
-        status, body = _get(port, "/readyz")
-        assert (status, json.loads(body)["ready"]) == (503, False)
+        body = wait_until(lambda: _body_if(503, _get(port, "/readyz")), what="unready")
+        assert json.loads(body)["ready"] is False
+        assert json.loads(body)["checks"]["queue"].startswith("unreachable: ")
         assert _get(port, "/healthz") == (200, "ok\n")
     finally:
         _allow_connections(queue_dsn, True)
-    assert _get(port, "/readyz")[0] == 200
+    wait_until(lambda: _get(port, "/readyz")[0] == 200, what="ready again")
     wait_until(lambda: "scheduler_job_enqueued_total" in _get(port, "/metrics")[1], what="metrics")
     assert replica.stop() == 0
 

@@ -18,7 +18,6 @@ from scheduler.observe.metrics import Metrics
 from scheduler.runtime.health import CachedCheck, HealthServer
 
 if TYPE_CHECKING:
-
     import pytest
 
 HOUR = 3600.0
