@@ -35,12 +35,13 @@ fanned out on start (policy all|latest|none); older ones are recorded as skipped
 retried with backoff inside the window.
 
 SIGHUP, or a change to a schedule file, reloads the files. A reload never stops the sidecar: whatever
-fails while loading the new files (invalid YAML or values, any unexpected error, a database that cannot
-hold a schedule's ledger), the running configuration keeps firing, each finding is logged
+fails while loading the new files (invalid YAML or values, any unexpected error, a schedule whose
+queues span two databases), the running configuration keeps firing, each finding is logged
 (config_invalid, with file:line:col where known), /readyz says "reload failed at <time>: <finding>"
 under checks.config (still 200: the old configuration is valid and running) and `scheduler status`
 shows it per replica. A reload that would leave no enabled schedule while some run (an emptied file or
-directory) is refused the same way unless SCHEDULER_ALLOW_EMPTY_RELOAD=true. Invalid files at start:
+directory) is refused the same way unless SCHEDULER_ALLOW_EMPTY_RELOAD=true. A queue database that
+is down does not refuse a reload (its passes retry; /readyz reports it). Invalid files at start:
 exit 1 with the findings. SIGTERM lets the tick in flight finish (up to the grace period) and exits 0
 (1 when the grace period ran out).
 

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Testing: seconds to wait between a tick's claim and its commit."
     )
 
+    @field_validator("readiness_interval")
+    @classmethod
+    def _not_a_busy_loop(cls, value: timedelta) -> timedelta:
+        if value < timedelta(milliseconds=100):
+            raise ValueError("must be at least 100ms (the readiness check would spin)")
+        return value
+
     @field_validator("config", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
