@@ -114,6 +114,8 @@ class _State:
     fanout: Fanout
     databases: dict[str, list[str]]
     """Logical queue database → schedules whose ledger it holds."""
+    loaded_at: datetime
+    """When it was loaded (real time, for operators: `/readyz`, the replica record)."""
     migrated: set[str] = field(default_factory=set)
 
 
@@ -139,8 +141,6 @@ class Service:
         self.ledger = Ledger(settings.ledger_schema)
         self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max)
         self.state: _State | None = None
-        self.loaded_at: datetime | None = None
-        """When the running configuration was loaded (the service's clock)."""
         self.reload_failure: ReloadFailure | None = None
         """The last failed load, while no later one succeeded."""
         self._state_lock = threading.Lock()
@@ -189,7 +189,6 @@ class Service:
             sentry_sdk.capture_exception(exc)
             return self._failed([f"{where}: error: could not load: {type(exc).__name__}: {_oneline(exc)}"])
         self.reload_failure = None
-        self.loaded_at = self.clock.wall_now()
         config = state.loaded.config
         enabled = sorted(n for n, s in config.schedules.items() if s.enabled)
         event(
@@ -228,7 +227,7 @@ class Service:
             next_tick(schedule.cron, schedule.timezone, now)
         databases = ledger_databases(config)
         fanout = self._build_fanout(loaded)
-        state = _State(loaded=loaded, fanout=fanout, databases=databases)
+        state = _State(loaded=loaded, fanout=fanout, databases=databases, loaded_at=self.clock.wall_now())
         for database in databases:
             self._migrate(state, database)  # an unreachable database is retried by its passes, not refused
         return state
@@ -260,7 +259,7 @@ class Service:
                 logging.WARNING,
                 "config_kept",
                 files=[str(f) for f in self.state.loaded.files],
-                loaded_at=self.loaded_at.isoformat() if self.loaded_at else None,
+                loaded_at=self.state.loaded_at.isoformat(timespec="seconds"),
             )
         return False
 
@@ -433,16 +432,16 @@ class Service:
     # -- passes ---------------------------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """One pass over every enabled schedule (missed, failed or abandoned ticks)."""
+        """One pass over every enabled schedule (missed, failed or abandoned ticks), then the replica record."""
         state = self.state
         if state is None:
             return
-        self.record_replica()
         for names in state.databases.values():
             for name in names:
                 if self._stopping.is_set():
                     return
                 self.run_pass(name)
+        self.record_replica()  # after the passes: a database that is down delays the record, not the ticks
 
     def run_pass(self, name: str) -> None:
         """Read the ledger of `name`, decide, record skips, fan out what is due. Never raises."""
@@ -650,14 +649,14 @@ class Service:
         queue database it runs; called by every catch-up poll, so `seen_at` is a heartbeat. Never raises.
         """
         state = self.state
-        if state is None or self.loaded_at is None:
+        if state is None:
             return
         failure = self.reload_failure
         record = ReplicaRecord(
             replica=self.settings.replica_id,
             seen_at=self.clock.wall_now(),
             seen_every=self.settings.catch_up_poll,
-            loaded_at=self.loaded_at,
+            loaded_at=state.loaded_at,
             files=tuple(str(f) for f in state.loaded.files),
             schedules=tuple(sorted(n for n, s in state.loaded.config.schedules.items() if s.enabled)),
             reload_failed_at=failure.at if failure else None,
