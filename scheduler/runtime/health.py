@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+import sentry_sdk
+
 from scheduler.observe.log import event
 from scheduler.observe.metrics import render_prometheus
 
@@ -95,13 +97,14 @@ class _Server(ThreadingHTTPServer):
     logger: logging.Logger
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Instead of socketserver's traceback on stderr: a client gone is a debug line, anything else one
-        structured error line (the server keeps serving either way)."""
+        """Instead of socketserver's traceback on stderr: a client gone is a debug line; anything else (a bug)
+        one error line, and the exception goes to Sentry. The server keeps serving either way."""
         exc = sys.exc_info()[1]
         if isinstance(exc, _DISCONNECTS):
             event(self.logger, logging.DEBUG, "health_client_gone", error=type(exc).__name__)
-        else:
-            self.logger.error("health_request_failed", exc_info=True)
+            return
+        event(self.logger, logging.ERROR, "health_request_failed", error=type(exc).__name__)
+        sentry_sdk.capture_exception(exc)
 
 
 class HealthServer:

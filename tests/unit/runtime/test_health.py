@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import logging
@@ -11,14 +12,13 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pytest
 
 from scheduler.observe.log import configure
 from scheduler.observe.metrics import Metrics
 from scheduler.runtime.health import CachedCheck, HealthServer
-
-if TYPE_CHECKING:
-    import pytest
 
 HOUR = 3600.0
 """An interval no test outlives: any second check would be one a request caused."""
@@ -156,3 +156,25 @@ def test_client_gone_mid_request_is_one_debug_line(capfd: pytest.CaptureFixture[
         server.stop()
     assert capfd.readouterr().err == ""
     assert _levels(log) <= {"debug"}
+
+
+def test_a_bug_in_a_handler_is_one_error_line(capfd: pytest.CaptureFixture[str]) -> None:
+    """An exception while answering (not a disconnect) is one structured error line, no traceback on
+    stderr, and the server keeps serving."""
+
+    def broken() -> tuple[bool, dict[str, Any]]:
+        raise RuntimeError("a bug")
+
+    log = io.StringIO()
+    server = _server(broken, log)
+    try:
+        with pytest.raises(http.client.RemoteDisconnected):
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/readyz", timeout=10)
+        _wait_for(log, "health_request_failed")
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        server.stop()
+    assert capfd.readouterr().err == ""
+    [line] = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert (line["level"], line["event"], line["error"]) == ("error", "health_request_failed", "RuntimeError")
