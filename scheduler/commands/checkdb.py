@@ -1,7 +1,17 @@
-"""Checks that read the live queue databases: schema versions, missing queues, live policies.
+"""Checks that read the live databases: the queues' schema versions, missing queues, live policies, and
+the role cohort and watcher SQL runs as on the app databases.
 
 Used by `validate --check-db` and `dry-run`. They only read; a database that cannot be reached is a
 finding, not a crash.
+
+| code   | severity | finding |
+| ------ | -------- | ------- |
+| SCH100 | error    | a queue database cannot be reached (or its DSN is not set) |
+| SCH101 | error    | a queue system's schema is missing or not the version this scheduler was built against |
+| SCH102 | error    | a queue does not exist (a warning with `create_missing: true`: it is created at the first fan-out) |
+| SCH103 | warning  | a queue's declared policy differs from its live policy (the live one decides what is dropped) |
+| SCH104 | error    | a fan-out whose rows share one singleton key (or none) into a live one-per-key queue |
+| SCH110 | warning  | the role that cohort or watcher SQL runs as on an app database can write (superuser, server files or programs, INSERT/UPDATE/DELETE/TRUNCATE on a table outside the system schemas, dblink), or that role could not be checked; give it a read-only role (README, "Your own database") |
 """
 
 from __future__ import annotations
@@ -14,10 +24,15 @@ from scheduler.config import Finding, Severity, queues_of
 from scheduler.config.lint import shared_slot_policy
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.planning.keys import is_per_entity
+from scheduler.sqlfile import load_queries
 
 if TYPE_CHECKING:
     from scheduler.fanout import Fanout
     from scheduler.types import QueueInfo, QueueRef
+
+
+_QUERIES = load_queries("scheduler.commands", "checkdb.sql")
+READ_ONLY_FIX = 'give the sidecar a read-only role there (README, "Your own database")'
 
 
 def singleton_fix(schedule: str) -> str:
@@ -126,6 +141,62 @@ def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Fi
                     f"with {'no singleton key' if schedule.singleton_key is None else 'the same singleton key for every row'}: "
                     f"{size} would be dropped; {singleton_fix(name)}",
                     fanout.loaded.locations.of(("schedules", name)),
+                )
+            )
+    return findings
+
+
+def reader_role_findings(fanout: Fanout) -> list[Finding]:
+    """SCH110: on each database that cohort or watcher SQL reads (whose DSN is set), the role it runs as can
+    write. The read is READ ONLY and rolled back, so this is defence in depth: a role that can write keeps
+    doors open that a transaction cannot close (dblink commits on its own; a superuser writes server files)."""
+    config = fanout.loaded.config
+    readers: dict[str, list[str]] = {}
+    for name, schedule in config.schedules.items():
+        if schedule.cohort.sql is not None:
+            readers.setdefault(schedule.cohort.database, []).append(f"schedule {name!r}")
+    for name, watcher in config.watchers.items():
+        if watcher.sql is not None:
+            readers.setdefault(watcher.database, []).append(f"watcher {name!r}")
+    findings: list[Finding] = []
+    for database, users in readers.items():
+        where = fanout.loaded.locations.of(("databases", database))
+        try:
+            dsn = fanout.dsn(database)
+        except ConfigError:
+            continue  # not set: nothing to check (the cohort's own error says so at run time)
+        read_by = users[0] + (f" and {len(users) - 1} more" if len(users) > 1 else "")
+        try:
+            with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+                conn.read_only = True
+                row = conn.execute(_QUERIES["reader_role_one"]).fetchone()
+        except psycopg.Error as exc:
+            message = f"cannot check the role cohort and watcher SQL on database {database!r} ({read_by}) runs as: {exc}".strip()
+            findings.append(Finding("SCH110", Severity.WARNING, message, where))
+            continue
+        if row is None:
+            continue
+        role, superuser, server_files, writable, sample, dblink = row
+        reasons: list[str] = []
+        if superuser:
+            reasons.append("is a superuser")
+        elif server_files:
+            reasons.append("may write server files or run server programs")
+        if writable:
+            tables = ", ".join(sample) + (
+                f" and {writable - len(sample)} more" if writable > len(sample) else ""
+            )
+            reasons.append(f"can insert, update, delete or truncate {writable} table(s) ({tables})")
+        if dblink:
+            reasons.append("can run dblink, whose connections commit on their own")
+        if reasons:
+            findings.append(
+                Finding(
+                    "SCH110",
+                    Severity.WARNING,
+                    f"cohort and watcher SQL on database {database!r} ({read_by}) runs as role {role!r}, "
+                    f"which {'; '.join(reasons)}; {READ_ONLY_FIX}",
+                    where,
                 )
             )
     return findings

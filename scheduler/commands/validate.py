@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.checkdb import live_policy_findings, read_queues
+from scheduler.commands.checkdb import live_policy_findings, read_queues, reader_role_findings
 from scheduler.commands.common import (
     add_paths,
     config_paths,
@@ -29,7 +29,9 @@ print as `file:line:col: CODE severity: message`; every finding is reported, not
 
 --check-db also connects to each queue database (DSNs from the environment variables the files name),
 checks the queue system's schema version, that each queue exists, and each queue's live policy: a
-fan-out whose rows share one singleton key under a one-per-key policy is an error (SCH104).
+fan-out whose rows share one singleton key under a one-per-key policy is an error (SCH104). On each app
+database that cohort or watcher SQL reads (when its DSN is set), it warns when that role can write (SCH110):
+give the sidecar a read-only role there.
 
 Exit code 1 when any finding is an error.
 """
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if loaded is not None and args.check_db:
         fanout = Fanout(loaded, os.environ, default_backends())
         infos, db_findings = read_queues(fanout)
-        findings += db_findings + live_policy_findings(fanout, infos)
+        findings += db_findings + live_policy_findings(fanout, infos) + reader_role_findings(fanout)
     if args.json:
         dump_json([finding_json(f) for f in findings])
     else:

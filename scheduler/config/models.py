@@ -229,7 +229,11 @@ class Cohort(_Model):
     )
     static: list[StaticRow] | None = None
     database: str = Field("app", description="Key of `databases:` the SQL runs on.")
-    statement_timeout: Duration = Field(timedelta(seconds=30))
+    statement_timeout: Duration = Field(
+        timedelta(minutes=10),
+        description="Deadline of the whole cohort read (the query, every fetch, and the fan-out's writes "
+        "between fetches; a million entities take 20-35 s); nothing in the query can lift it.",
+    )
 
 
 class Stagger(_Model):
@@ -297,7 +301,11 @@ class Watcher(_Model):
     singleton_key: str | None = Field(None, description="Defaults to `<watcher>:{key}`.")
     max_reemits: int = 3
     reemit_window: Duration = Field(timedelta(hours=1))
-    statement_timeout: Duration = Field(timedelta(seconds=30))
+    statement_timeout: Duration = Field(
+        timedelta(seconds=30),
+        description="Deadline of the whole read of `sql` (the query, every fetch, and the re-emits between "
+        "fetches); nothing in the query can lift it.",
+    )
     priority: int = 0
     queue_level: bool = Field(
         False,
