@@ -231,6 +231,8 @@ class Cohort(_Model):
     database: str = Field("app", description="Key of `databases:` the SQL runs on.")
     statement_timeout: Duration = Field(
         timedelta(minutes=10),
+        gt=timedelta(0),
+        le=timedelta(days=1),
         description="Deadline of the whole cohort read (the query, every fetch, and the fan-out's writes "
         "between fetches; a million entities take 20-35 s); nothing in the query can lift it.",
     )
@@ -303,6 +305,8 @@ class Watcher(_Model):
     reemit_window: Duration = Field(timedelta(hours=1))
     statement_timeout: Duration = Field(
         timedelta(seconds=30),
+        gt=timedelta(0),
+        le=timedelta(days=1),
         description="Deadline of the whole read of `sql` (the query, every fetch, and the re-emits between "
         "fetches); nothing in the query can lift it.",
     )

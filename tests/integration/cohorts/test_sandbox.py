@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from scheduler.cohorts import APPLICATION_NAME, open_sql_cohort
-from scheduler.config import load_config
+from scheduler.config import ConfigInvalid, load_config
 from scheduler.errors import CohortError
 from scheduler.fanout import Fanout, default_backends
 from scheduler.runtime.ledger import Ledger
@@ -209,3 +209,22 @@ def test_a_watcher_query_leaves_nothing_behind_and_holds_its_deadline(
     with pytest.raises(CohortError, match=rf"w\.yaml:\d+:\d+: watcher 'slow': {DEADLINE}"):
         watch_once(watcher_fanout, "slow", db_now(queues_db), replica="r1")
     assert cohort_backends(queues_db, state="active") == []
+
+
+@pytest.mark.parametrize(
+    ("timeout", "why"), [("0s", "greater than 0 seconds"), ("2d", "less than or equal to 1 day")]
+)
+def test_a_deadline_of_zero_or_past_a_day_is_refused_at_its_place(
+    tmp_path: Path, timeout: str, why: str
+) -> None:
+    """PostgreSQL reads a statement_timeout of 0 as no limit at all (and the reader's deadline would end
+    every read at once): `validate` refuses it, and one past a day, where it is written."""
+    path = tmp_path / "w.yaml"
+    text = WATCHER_CONFIG.replace("statement_timeout: 1s", f"statement_timeout: {timeout}")
+    path.write_text(text)
+    line = 1 + next(i for i, t in enumerate(text.splitlines()) if t.strip().startswith("statement_timeout:"))
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config([path])
+    [finding] = caught.value.findings
+    assert (finding.code, finding.location.line if finding.location else None) == ("CFG005", line)
+    assert f"watchers.slow.statement_timeout: input should be {why}" in finding.message
