@@ -70,6 +70,34 @@ def test_the_deadline_cancels_a_query_that_lifted_statement_timeout(database: st
     assert time.monotonic() - started < 5  # bounded: the 5 s sleep did not run out
 
 
+STUBBORN = """
+CREATE FUNCTION stubborn() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE started timestamptz := clock_timestamp();
+BEGIN
+    WHILE clock_timestamp() < started + interval '10 seconds' LOOP
+        BEGIN
+            PERFORM pg_sleep(0.05);
+        EXCEPTION WHEN query_canceled THEN NULL;  -- swallows every cancel
+        END;
+    END LOOP;
+    RETURN 1;
+END $$
+"""
+
+
+def test_the_deadline_holds_against_a_statement_that_swallows_its_cancel(database: str) -> None:
+    """A function that catches query_canceled outlives the cancel; the reader then cuts the connection, so
+    the read still ends at its deadline, with the deadline's error, well before the function's 10 s."""
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(STUBBORN)
+    started = time.monotonic()
+    with pytest.raises(CohortError, match=DEADLINE) as caught:
+        read_all(database, "select stubborn() as key", limit=timedelta(seconds=1))
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+    assert not isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
+    assert time.monotonic() - started < 10  # bounded: the function did not return first
+
+
 def test_the_deadline_holds_for_the_count_too(database: str) -> None:
     """The count of a `spread` cohort runs under the same deadline: a query sleeping past it is cancelled."""
     query = "select 1 as key from (select set_config('statement_timeout', '0', true)) as s, pg_sleep(5)"
