@@ -13,7 +13,7 @@ import pytest
 from scheduler.cohorts import APPLICATION_NAME, open_sql_cohort
 from scheduler.config import ConfigInvalid, load_config
 from scheduler.errors import CohortError
-from scheduler.fanout import Fanout, default_backends
+from scheduler.fanout import Fanout, default_backends, fire
 from scheduler.runtime.ledger import Ledger
 from scheduler.watch.passes import watch_once
 from tests.integration.watcher.conftest import db_now
@@ -200,6 +200,16 @@ databases:
   queue: { dsn_env: QUEUE_DATABASE_URL }
 queues:
   ui: { name: lane-ui, backend: pgboss, policy: standard }
+schedules:
+  slow-cohort:
+    cron: "0 * * * *"
+    cohort:
+      sql: >
+        select i::text as key, set_config('statement_timeout', '0', true) as lifted,
+        pg_sleep(case when i > 5000 then 5 else 0 end) as slept from generate_series(1, 5001) as i
+      statement_timeout: 1s
+    queue: ui
+    singleton_key: "slow:{key}"
 watchers:
   leaky:
     sql: select lo_from_bytea(0, 'x')::text as key
@@ -250,9 +260,28 @@ def test_a_deadline_of_zero_or_past_a_day_is_refused_at_its_place(
     path = tmp_path / "w.yaml"
     text = WATCHER_CONFIG.replace("statement_timeout: 1s", f"statement_timeout: {timeout}")
     path.write_text(text)
-    line = 1 + next(i for i, t in enumerate(text.splitlines()) if t.strip().startswith("statement_timeout:"))
+    lines = [i + 1 for i, t in enumerate(text.splitlines()) if t.strip().startswith("statement_timeout:")]
     with pytest.raises(ConfigInvalid) as caught:
         load_config([path])
-    [finding] = caught.value.findings
-    assert (finding.code, finding.location.line if finding.location else None) == ("CFG005", line)
-    assert f"watchers.slow.statement_timeout: input should be {why}" in finding.message
+    found = caught.value.findings
+    assert [(f.code, f.location.line if f.location else None) for f in found] == [
+        ("CFG005", n) for n in lines
+    ]
+    assert [f.message.split(": input should be ")[0] for f in found] == [
+        "schedules.slow-cohort.cohort.statement_timeout",
+        "watchers.slow.statement_timeout",
+    ]
+    assert all(f"input should be {why}" in f.message for f in found)
+
+
+def test_a_fanout_whose_cohort_passes_its_deadline_enqueues_nothing(
+    queues_db: str, watcher_fanout: Fanout
+) -> None:
+    """The fan-out streams the first 5,000 rows into the queue, then the cohort's next fetch (after the
+    query lifted the statement timeout) is cancelled at the deadline: the tick fails with the schedule's
+    deadline error and its transaction leaves no job behind."""
+    with pytest.raises(CohortError, match=rf"w\.yaml:\d+:\d+: schedule 'slow-cohort': {DEADLINE}"):
+        fire(watcher_fanout, "slow-cohort", db_now(queues_db))
+    with psycopg.connect(queues_db) as conn:
+        assert conn.execute("select count(*) from pgboss.job where name = 'lane-ui'").fetchone() == (0,)
+    assert cohort_backends(queues_db, state="active") == []
