@@ -5,7 +5,8 @@ batch_defer and a raw COPY into pgboss.job (the ceiling).
         [--small-repeat N]
 
 The script creates a scratch database (dropped at the end, even on error), lets the real pg-boss 12.38.0
-build its schema and a `stately` queue (`node tests/interop/setup.mjs`) and procrastinate build its own
+build its schema and a `stately` queue (`tests/interop/setup.mjs`, on the pinned Node 22 that
+scripts/dev-setup installs under tests/interop/node_modules) and procrastinate build its own
 (`apply_schema`). For each cohort size N it fills an app table with N organizations, then measures, with the
 queue emptied and `VACUUM ANALYZE`d before every measurement:
 
@@ -50,6 +51,9 @@ from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 INTEROP = REPO / "tests" / "interop"
+sys.path.insert(0, str(REPO))  # the pinned-Node helper lives with the pg-boss scripts it runs
+from tests.interop.nodejs import NodeMissing, node_binary  # noqa: E402
+
 QUEUE = "bench-insights"
 SMALL = 10_000
 """Cohorts up to this size are measured `--small-repeat` times."""
@@ -215,9 +219,17 @@ def to_url(dsn: str) -> str:
     return f"postgresql://{auth}{info.get('host', 'localhost')}{port}/{quote(str(info['dbname']), safe='')}"
 
 
+def node_path() -> str:
+    """The pinned Node 22 pg-boss runs on (not the machine's `node`); exits in one line when it is missing."""
+    try:
+        return str(node_binary())
+    except NodeMissing as e:
+        raise SystemExit(f"fanout_throughput: {e}") from None
+
+
 def node(*args: str, timeout: float = 3600) -> dict[str, Any]:
     done = subprocess.run(
-        ["node", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        [node_path(), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
     )
     if done.returncode != 0:
         raise SystemExit(f"node {' '.join(args[:2])} failed ({done.returncode}):\n{done.stderr}")
@@ -389,7 +401,7 @@ def cohort_query_seconds(dsn: str) -> float:
 def versions(dsn: str) -> dict[str, str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
-    node_v = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout
+    node_v = subprocess.run([node_path(), "--version"], capture_output=True, text=True, check=False).stdout
     lock = json.loads((INTEROP / "package-lock.json").read_text())
     pgboss = lock["packages"]["node_modules/pg-boss"]["version"]
     import procrastinate

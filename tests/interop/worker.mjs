@@ -1,7 +1,7 @@
 // Usage: node worker.mjs <dsn> <queues-json> <expected> <timeout-ms> [schema]
 // Runs boss.work() on each queue and completes every job it gets, recording {id, name, data}.
 // Exits after <expected> jobs completed or after <timeout-ms>, whichever comes first, and prints
-// {"jobs": [...], "timedOut": bool}.
+// {"jobs": [...], "timedOut": bool, "node": process.version} (the Node the worker ran on).
 import { startBoss, readJsonArg } from './boss.mjs'
 
 const dsn = process.argv[2]
@@ -27,4 +27,4 @@ const timedOut = await done
 clearTimeout(timer)
 // A graceful stop waits for running handlers, so the last batch is marked completed before exit.
 await boss.stop({ graceful: true, timeout: 5000, close: true })
-process.stdout.write(JSON.stringify({ jobs: seen, timedOut }) + '\n')
+process.stdout.write(JSON.stringify({ jobs: seen, timedOut, node: process.version }) + '\n')

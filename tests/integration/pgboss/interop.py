@@ -1,4 +1,4 @@
-"""Drive the real pg-boss 12.38.0 (Node, tests/interop) from the tests, and small shared helpers."""
+"""Drive the real pg-boss 12.38.0 (on the pinned Node 22, tests/interop) from the tests, and small shared helpers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from urllib.parse import quote
 import psycopg
 
 from scheduler.types import Accepted, BackendKind, Batch, ChunkResult, Dropped, JobSpec, QueueRef
+from tests.interop.nodejs import node_binary
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -63,9 +64,15 @@ def to_url(dsn: str) -> str:
 
 
 def node(script: str, *args: str, timeout: float = 30) -> Any:
-    """Run `node tests/interop/<script> args…` and return the JSON it printed on its last line."""
+    """Run `tests/interop/<script> args…` on the pinned Node 22 (`node_binary()`, not the machine's `node`)
+    and return the JSON it printed on its last line."""
     done = subprocess.run(
-        ["node", script, *args], cwd=INTEROP, capture_output=True, text=True, timeout=timeout, check=False
+        [str(node_binary()), script, *args],
+        cwd=INTEROP,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode != 0:
         raise AssertionError(f"node {script} failed ({done.returncode}):\n{done.stderr}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.types import Accepted, Batch
 from tests.integration.pgboss.interop import WORKER_QUEUE, assert_exact, job, node, queue_ref, to_url
+from tests.interop.nodejs import MINIMUM, parse_version
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,7 +21,8 @@ QUEUE = queue_ref(WORKER_QUEUE)
 def test_worker_completes_every_enqueued_job(
     conn: psycopg.Connection[tuple[object, ...]], pgboss_dsn: str, backend: PgBossBackend
 ) -> None:
-    """Every job we enqueued is fetched by boss.work() with its payload and ends completed."""
+    """Every job we enqueued is fetched by boss.work(), running on Node >= 22.12, with its payload and ends
+    completed."""
     (now,) = conn.execute("SELECT now()").fetchone() or ()
     batch = Batch(QUEUE, tuple(job(f"e{i}", f"entity:{i}", now, n=i, nested={"a": [i]}) for i in range(6)))
     result = backend.enqueue_many(conn, batch)
@@ -30,6 +32,7 @@ def test_worker_completes_every_enqueued_job(
     ran = node("worker.mjs", to_url(pgboss_dsn), json.dumps([WORKER_QUEUE]), "6", "15000", timeout=30)
 
     assert ran["timedOut"] is False
+    assert parse_version(ran["node"]) >= MINIMUM  # the worker's own process.version
     expected = {
         o.job_id: dict(j.data)
         for o, j in zip(result.outcomes, batch.jobs, strict=True)
