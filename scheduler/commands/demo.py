@@ -33,7 +33,10 @@ dropped (each drop reported with the job holding the lock); the fixed schedule, 
 organization, enqueues all 13. It ends with how to point the tool at your own database.
 
 Without --keep the server is stopped and DATA_DIR removed at the end; with --keep it stays up and its URI
-is printed. APP_DATABASE_URL and QUEUE_DATABASE_URL are ignored: the demo only touches its own server.
+is printed. A run that was interrupted (killed, Ctrl-C, a reboot) is recovered by the next: a server it left
+running is reused, a half-initialized or stale data directory is stopped and removed, and one line says
+which. The demo only writes in a DATA_DIR that is new, empty or its own (marked by {demo.MARKER}).
+APP_DATABASE_URL and QUEUE_DATABASE_URL are ignored: the demo only touches its own server.
 Needs the demo extra: {demo.INSTALL_HINT}.
 """
 EPILOG = """\
@@ -75,9 +78,20 @@ def run(args: argparse.Namespace) -> int:
     _heading(1, "Start an embedded PostgreSQL (pgserver)")
     started = time.monotonic()
     try:
+        demo.claim_data_dir(data_dir)
+        recovered = demo.recover(data_dir)
+        if recovered:
+            print(f"  {recovered}")
         server = demo.start_server(data_dir, keep=args.keep)
-    except Exception as exc:
-        print(f"scheduler demo: could not start PostgreSQL in {data_dir / 'pgdata'}: {exc}", file=sys.stderr)
+    except (demo.DemoDirectoryError, demo.DemoStartFailed) as exc:
+        print(f"scheduler demo: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    except OSError as exc:
+        print(
+            f"scheduler demo: cannot use {data_dir}: {exc.strerror or exc}: pass --data-dir with a directory "
+            "you can write",
+            file=sys.stderr,
+        )
         return EXIT_FINDINGS
     print(f"  server: {server.pgdata} ({time.monotonic() - started:.1f} s)")
     try:
