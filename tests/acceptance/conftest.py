@@ -192,20 +192,6 @@ def wait_until(check: Callable[[], Any], timeout: float = WAIT_SECONDS, what: st
         time.sleep(0.1)
 
 
-DISRUPTIVE = "disruptive"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"{DISRUPTIVE}: restarts the shared PostgreSQL; always runs last in the suite"
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart PostgreSQL run after every other test (they break every open connection)."""
-    items.sort(key=lambda item: item.get_closest_marker(DISRUPTIVE) is not None)
-
-
 def done_ticks(dsn: str) -> list[datetime]:
     return [t for t, outcome, _, _ in ledger(dsn) if outcome == "done"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -11,11 +10,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import psycopg
-import pytest
 
 from tests.acceptance.conftest import (
     COHORT,
-    DISRUPTIVE,
     assert_each_tick_once,
     done_ticks,
     jobs_per_tick,
@@ -29,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.acceptance.conftest import Launch
+    from tests.conftest import PrivatePostgres
 
 TICK = r"tick=(\S+)"
 
@@ -157,27 +155,34 @@ def test_readyz_follows_database_reachability(tmp_path: Path, queue_dsn: str, la
     assert replica.stop() == 0
 
 
-@pytest.mark.disruptive
 def test_postgres_restart_loses_and_duplicates_no_tick(
-    tmp_path: Path, queue_dsn: str, launch: Launch
+    tmp_path: Path, private_postgres: PrivatePostgres, private_queue_dsn: str, launch: Launch
 ) -> None:
-    """PostgreSQL restarted under two running replicas: they reconnect and every tick is fanned out once."""
-    assert DISRUPTIVE == "disruptive"
+    """PostgreSQL restarted under two running replicas: they reconnect and every tick is fanned out once.
+    The restarted server is the test's private cluster; the shared one keeps running."""
+    queue_dsn = private_queue_dsn
+    shared_started = _postmaster_start_time(ADMIN_DSN)
+    private_started = _postmaster_start_time(queue_dsn)
     config = write_config(tmp_path, window="30m")
     anchor = time.time()
     replicas = [launch(config, queue_dsn, anchor) for _ in range(2)]
     wait_until(lambda: len(done_ticks(queue_dsn)) >= 2, what="two done ticks")
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart"],
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    private_postgres.restart()
+    assert _postmaster_start_time(queue_dsn) > private_started
     restarted_at = len(_safe_done(queue_dsn))
     wait_until(lambda: len(_safe_done(queue_dsn)) >= restarted_at + 3, what="ticks after the restart")
     assert [r.stop() for r in replicas] == [0, 0]
     assert_each_tick_once(queue_dsn)
     assert {row[1] for row in ledger(queue_dsn)} == {"done"}
+    assert _postmaster_start_time(ADMIN_DSN) == shared_started
+
+
+def _postmaster_start_time(dsn: str) -> datetime:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+    assert row is not None
+    started: datetime = row[0]
+    return started
 
 
 def _safe_done(dsn: str) -> list[datetime]:
