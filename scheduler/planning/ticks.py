@@ -19,6 +19,12 @@ DST rule. The hour field decides how a schedule treats wall times that a DST cha
 
 The rule is read from the text of the hour field, not from its expansion: `0-23/1` is "every hour" (wildcard)
 although it lists every hour, and `1-3` is three fixed hours.
+
+Ticks are a function of the schedule alone. Every matching wall time maps to its instant(s) by the rule above,
+whatever window is asked for; a window only filters: for any window and any split of it, the ticks of the
+whole are the ticks of the parts, and `next_tick`/`previous_tick` agree with `ticks`. In particular a window
+that starts exactly at a spring-forward transition holds the fires moved there (`30 2 * * *` in New York on
+2026-03-08 fires at 07:00Z, in `[07:00Z, 08:00Z)` as in `[06:00Z, 08:00Z)`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ _MACROS = {
 _MINUTE = timedelta(minutes=1)
 _SECOND = timedelta(seconds=1)
 _DAY = timedelta(days=1)
+# _first_wall probes the zone's offset every 12 hours over the two days after a window's start.
+_PROBE = timedelta(hours=12)
+_PROBES = 5
 # previous_tick looks back through growing windows; the last one is "about a year" (a yearly cron's
 # previous fire is at most 366 days plus a DST hour away).
 _LOOKBACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367))
@@ -125,14 +134,28 @@ def _transition_after_gap(zone: ZoneInfo, wall: datetime, before: timedelta, aft
     return hi
 
 
+def _first_wall(zone: ZoneInfo, start: datetime) -> datetime:
+    """A naive wall time at or before every matching wall time whose fire instant is at or after `start`.
+
+    A wall time `w` fires at an instant `t` with `w = t + offset(t)`, or, when `w` is skipped, at the end of
+    the gap `t`, with `w >= t' + offset(t')` for the instant `t'` just before it. So `w` is at least the
+    lowest wall reading of any instant from just before `start` on. Past `start + 2 days` no reading can be
+    lower than the one at `start` (offsets of one zone differ by less than two days), and before that the
+    offset takes at most two values (tzdata's offset changes are more than three days apart; the probes
+    every 12 hours would still see a change that lasts longer than that). The walk starting here sees
+    every wall time that can fire inside any window that begins at `start`: where a window starts never
+    changes what is in it.
+    """
+    just_before = start - _SECOND
+    low = min(_offset(just_before + _PROBE * i, zone) for i in range(_PROBES))
+    return (just_before + low).replace(tzinfo=None, second=0, microsecond=0)
+
+
 def _stream(spec: _Cron, zone: ZoneInfo, start: datetime) -> Iterator[datetime]:
-    """Every fire instant from about `start` on, in UTC, strictly increasing (may begin a little before)."""
-    # Begin at the wall time of `start` read with the smallest nearby offset, so that the second occurrence
-    # of a repeated wall time that lies before `start`'s own wall time is still seen.
-    low = min(_offset(start, zone), _offset(start + _DAY, zone))
-    wall_start = (start + low).replace(tzinfo=None, second=0, microsecond=0) - _MINUTE
-    # croniter walks the wall clock as if it were UTC, which has no DST: every matching wall time once.
-    walker = croniter(spec.expr, wall_start.replace(tzinfo=UTC))
+    """Every fire instant from `start` on, in UTC, strictly increasing (may begin with some before it)."""
+    # croniter walks the wall clock as if it were UTC, which has no DST: every matching wall time once,
+    # strictly after the wall time it starts from.
+    walker = croniter(spec.expr, (_first_wall(zone, start) - _MINUTE).replace(tzinfo=UTC))
     first: list[datetime] = []  # first occurrences of repeated wall times, held until the fold ends
     second: list[datetime] = []  # their second occurrences (wildcard hour only)
     last: datetime | None = None
@@ -140,6 +163,7 @@ def _stream(spec: _Cron, zone: ZoneInfo, start: datetime) -> Iterator[datetime]:
         try:
             wall = walker.get_next(datetime).replace(tzinfo=None)
         except CroniterBadDateError:
+            yield from (instant for instant in [*first, *second] if last is None or instant > last)
             return
         before = wall.replace(tzinfo=zone, fold=0).utcoffset()
         after = wall.replace(tzinfo=zone, fold=1).utcoffset()

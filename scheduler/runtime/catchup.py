@@ -16,6 +16,9 @@ before it is the instant it was first seen, so a new schedule does not flood its
 
 A clock that goes backwards finds no tick after `now` and never moves the horizon back, so it cannot
 fire a tick twice: the ledger's rows, not memory, say what is done.
+
+A pass's window starts at the horizon, which is often a failed tick itself; `ticks` does not depend on where
+a window starts, so a failed tick that a DST gap moved onto the transition is retried like any other.
 """
 
 from __future__ import annotations

@@ -137,6 +137,136 @@ def test_zone_without_dst_fires_every_24_hours() -> None:
     assert {b - a for a, b in itertools.pairwise(got)} == {timedelta(days=1)}
 
 
+# -- windows that start at a transition: ticks are a function of the schedule alone ---------------------
+
+
+def windows_around(instant: datetime) -> list[tuple[datetime, datetime]]:
+    """Windows that hold `instant`: starting a day before, half an hour before, a microsecond before, at it."""
+    end = instant + timedelta(hours=12)
+    return [(instant - delta, end) for delta in (timedelta(days=1), timedelta(minutes=30), MICRO, ZERO)]
+
+
+MICRO = timedelta(microseconds=1)
+ZERO = timedelta(0)
+
+TRANSITION_CASES = [
+    # (cron, zone, transition instant, local wall time of the fire at that instant)
+    pytest.param("30 2 * * *", NY, utc(2026, 3, 8, 7), "2026-03-08T03:00:00-04:00", id="new-york-spring"),
+    pytest.param("0 2 * * *", NY, utc(2026, 3, 8, 7), "2026-03-08T03:00:00-04:00", id="new-york-at-02"),
+    pytest.param(
+        "30 1 * * *",
+        "Europe/Dublin",
+        utc(2026, 3, 29, 1),
+        "2026-03-29T02:00:00+01:00",
+        id="dublin-negative-dst",
+    ),
+    pytest.param(
+        "15 2 * * *", LORD_HOWE, utc(2026, 10, 3, 15, 30), "2026-10-04T02:30:00+11:00", id="lord-howe-30-min"
+    ),
+    pytest.param(
+        "15 2 * * *",
+        "Europe/Berlin",
+        utc(2026, 3, 29, 1),
+        "2026-03-29T03:00:00+02:00",
+        id="berlin-billing-rollup",
+    ),
+    pytest.param(
+        "30 0 * * *",
+        "America/Sao_Paulo",
+        utc(2018, 11, 4, 3),
+        "2018-11-04T01:00:00-02:00",
+        id="sao-paulo-midnight",
+    ),
+    pytest.param(
+        "5 0 * * *",
+        "Asia/Kathmandu",
+        utc(1985, 12, 31, 18, 30),
+        "1986-01-01T00:15:00+05:45",
+        id="kathmandu-1986",
+    ),
+    pytest.param(
+        "0 12 * * *",
+        "Pacific/Apia",
+        utc(2011, 12, 30, 10),
+        "2011-12-31T00:00:00+14:00",
+        id="apia-skipped-day",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cron", "zone", "transition", "fire"), TRANSITION_CASES)
+def test_skipped_time_fires_at_the_transition_whatever_the_window(
+    cron: str, zone: str, transition: datetime, fire: str
+) -> None:
+    """A fixed-hour fire moved to the end of a gap is in every window that holds that instant, also in one
+    that starts exactly at it (the issue: a window starting at 07:00Z lost New York's 03:00 fire)."""
+    for start, end in windows_around(transition):
+        got = [t for t in ticks(cron, zone, start, end) if t < transition + timedelta(minutes=1)]
+        assert local(got, zone)[-1:] == [fire], start
+        assert got[-1] == transition
+    assert next_tick(cron, zone, transition - MICRO) == transition
+    assert next_tick(cron, zone, transition - timedelta(hours=1)) == transition
+    assert previous_tick(cron, zone, transition + MICRO) == transition
+
+
+def test_new_york_split_at_the_transition_keeps_the_fire() -> None:
+    """ticks(06:00Z, 08:00Z) == ticks(06:00Z, 07:00Z) + ticks(07:00Z, 08:00Z) on 2026-03-08 in New York."""
+    a, b, c = utc(2026, 3, 8, 6), utc(2026, 3, 8, 7), utc(2026, 3, 8, 8)
+    whole = list(ticks("30 2 * * *", NY, a, c))
+    assert whole == [b]
+    assert list(ticks("30 2 * * *", NY, a, b)) + list(ticks("30 2 * * *", NY, b, c)) == whole
+
+
+def test_dublin_fall_back_fires_fixed_hour_once_and_wildcard_twice() -> None:
+    """Europe/Dublin's winter time is a negative DST in tzdata; the fold still behaves like any other:
+    01:30 repeats, a fixed 01:30 fires at the first (IST) one, a :30 wildcard at both."""
+    window = (utc(2026, 10, 25, 1), utc(2026, 10, 25, 2))  # starts at the transition
+    assert list(ticks("30 1 * * *", "Europe/Dublin", *window)) == []
+    assert local(
+        list(ticks("30 1 * * *", "Europe/Dublin", utc(2026, 10, 24), utc(2026, 10, 26))), "Europe/Dublin"
+    ) == [
+        "2026-10-24T01:30:00+01:00",
+        "2026-10-25T01:30:00+01:00",
+    ]
+    assert local(list(ticks("30 * * * *", "Europe/Dublin", *window)), "Europe/Dublin") == [
+        "2026-10-25T01:30:00+00:00"
+    ]
+    assert local(
+        list(ticks("30 * * * *", "Europe/Dublin", utc(2026, 10, 25, 0), utc(2026, 10, 25, 1))),
+        "Europe/Dublin",
+    ) == ["2026-10-25T01:30:00+01:00"]
+
+
+def test_lord_howe_fall_back_window_at_the_transition() -> None:
+    """Lord Howe repeats 01:30–02:00: a window starting at the change holds the second :45, not a fixed one."""
+    transition = utc(2026, 4, 4, 15)  # 02:00 +11:00 becomes 01:30 +10:30
+    assert local(
+        list(ticks("45 * * * *", LORD_HOWE, transition, transition + timedelta(hours=1))), LORD_HOWE
+    ) == ["2026-04-05T01:45:00+10:30"]
+    assert list(ticks("45 1 * * *", LORD_HOWE, transition, transition + timedelta(hours=1))) == []
+
+
+def test_sao_paulo_fires_every_day_once_dst_is_abolished() -> None:
+    """Brazil abolished DST in 2019: the first Sunday of November 2019 has no gap, 00:30 fires at 00:30."""
+    got = list(ticks("30 0 * * *", "America/Sao_Paulo", utc(2019, 11, 2), utc(2019, 11, 5)))
+    assert local(got, "America/Sao_Paulo") == [
+        "2019-11-02T00:30:00-03:00",
+        "2019-11-03T00:30:00-03:00",
+        "2019-11-04T00:30:00-03:00",
+    ]
+
+
+def test_apia_fires_once_for_the_day_that_never_happened() -> None:
+    """Samoa skipped 2011-12-30: a daily noon schedule fires once for it, when the next day begins."""
+    got = list(ticks("0 12 * * *", "Pacific/Apia", utc(2011, 12, 29), utc(2012, 1, 1)))
+    assert local(got, "Pacific/Apia") == [
+        "2011-12-29T12:00:00-10:00",
+        "2011-12-31T00:00:00+14:00",
+        "2011-12-31T12:00:00+14:00",
+        "2012-01-01T12:00:00+14:00",
+    ]
+
+
 # -- boundaries ---------------------------------------------------------------------------------
 
 

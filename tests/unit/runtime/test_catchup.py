@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -189,3 +190,35 @@ def test_every_tick_is_settled_once(done_mask: list[bool], now_offset: int, wind
     assert list(d.fire) == sorted(set(d.fire))
     assert d.horizon >= T0
     assert all(t >= d.horizon for t in d.fire)
+
+
+@pytest.mark.parametrize(
+    ("cron", "tick"),
+    [
+        # 02:30 is skipped in New York on 2026-03-08: the tick is the transition itself, 03:00 EDT = 07:00Z
+        pytest.param("30 2 * * *", datetime(2026, 3, 8, 7, 0, tzinfo=UTC), id="at-the-transition"),
+        pytest.param("30 1 * * *", datetime(2026, 3, 8, 6, 30, tzinfo=UTC), id="half-an-hour-earlier"),
+    ],
+)
+def test_failed_tick_at_a_dst_transition_is_retried_like_any_other(cron: str, tick: datetime) -> None:
+    """Passes as the service runs them (each starts at the horizon the last one returned): the tick fires,
+    fails, is retried after its backoff and succeeds, whether or not it sits on a DST transition. The
+    transition tick used to be lost: the retry pass's window starts at the failed tick, and a window that
+    started at the transition did not hold the fire moved there."""
+    sched = schedule(cron=cron, window="1h", tz="America/New_York")
+    backoff = Backoff(timedelta(seconds=10))
+    rows: dict[datetime, LedgerRow] = {}
+    since = tick - timedelta(minutes=5)
+    fired: list[datetime] = []
+    for seconds in range(0, 120, 5):
+        now = tick + timedelta(seconds=seconds)
+        d = decide(sched, now=now, since=since, rows=rows, backoff=backoff)
+        for t in d.fire:
+            fired.append(t)
+            attempts = rows[t].attempts + 1 if t in rows else 1
+            outcome = Outcome.FAILED if attempts == 1 else Outcome.DONE  # the first attempt fails
+            rows[t] = LedgerRow(t, outcome, attempts=attempts, finished_at=now + timedelta(seconds=1))
+        since = d.horizon
+    assert fired == [tick, tick]
+    assert rows[tick].outcome is Outcome.DONE
+    assert since > tick
