@@ -25,7 +25,7 @@ from scheduler.config import Config, Finding, Severity, lint, queues_of, resolve
 from scheduler.config.models import format_duration
 from scheduler.errors import SchedulerError
 from scheduler.fanout import Fanout, FanoutResult, PlanPreview, default_backends, plan_only, predict
-from scheduler.planning.ticks import ticks
+from scheduler.planning.ticks import ticks, wall_instant
 
 if TYPE_CHECKING:
     import argparse
@@ -41,12 +41,17 @@ need no database), its size, the jobs per queue, the stagger spread (earliest/la
 per-5-minute histogram), the first jobs, and findings. When the queue database is configured it reads
 the live queues and predicts exactly which entities would be dropped, and why.
 
+A tick is shown in the hour it happens: on a day that skips local 02:00-03:00, a 02:15 schedule fires at
+03:00 and is shown under --hour 3 (--hour 2 says the hour does not happen); a repeated hour covers both of
+its occurrences.
+
 Exit code 1 when a finding is an error (e.g. a fan-out that a queue's policy would cut to one job).
 """
 EPILOG = """\
 examples:
   scheduler dry-run --hour 14 schedules/
-  scheduler dry-run --hour 2 --date 2026-03-29 --schedule billing-rollup --json schedules/
+  scheduler dry-run --hour 3 --date 2026-03-29 --schedule billing-rollup --json schedules/
+      (02:15 Berlin is skipped that day: the 02:15 rollup fires at 03:00, in the hour it happens)
 """
 
 
@@ -66,11 +71,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def hour_window(day: date, hour: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The real instants [start, end) covered by local `hour` on `day` (a repeated hour covers two)."""
-    start = datetime.combine(day, time(hour), zone)
+    """The real instants [start, end) covered by local `hour` on `day`: a repeated hour covers two, a skipped
+    one none (start == end), so a tick a spring-forward moves out of it is shown in the hour it happens."""
     end_day, end_hour = (day, hour + 1) if hour < 23 else (day + timedelta(days=1), 0)
-    end = datetime.combine(end_day, time(end_hour), zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    start = wall_instant(datetime.combine(day, time(hour)), zone.key)
+    return start, wall_instant(datetime.combine(end_day, time(end_hour)), zone.key)
+
+
+def skipped_hour_note(day: date, hour: int, zone: ZoneInfo, start: datetime, end: datetime) -> str | None:
+    """What to say when local `hour` does not happen on `day` (the clocks jump over it)."""
+    if start < end:
+        return None
+    resumed = start.astimezone(zone)
+    return (
+        f"{hour:02d}:00-{hour + 1:02d}:00 does not happen on {day} in {zone.key} (the clocks jump to "
+        f"{resumed:%Y-%m-%d %H:%M}); a fixed-hour tick meant for it fires then: --hour {resumed.hour} --date {resumed.date()}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             "predicted": infos is not None,
             "ticks": [],
         }
+        note = skipped_hour_note(day, args.hour, zone, start, end)
+        if note is not None:
+            entry["note"] = note
         cohort_env = _missing_cohort_env(fanout, name)
         if cohort_env:
             findings.append(
@@ -256,7 +275,9 @@ def _print_text(doc: dict[str, Any], findings: list[Finding], predicted: bool) -
     out = sys.stdout
     for entry in doc["schedules"]:
         print(f"{entry['name']}  ({entry['where']})  cron {entry['cron']!r} {entry['timezone']}", file=out)
-        if not entry["ticks"]:
+        if "note" in entry:
+            print(f"  no tick: {entry['note']}", file=out)
+        elif not entry["ticks"]:
             print(f"  no tick between {entry['window'][0]} and {entry['window'][1]}", file=out)
         for t in entry["ticks"]:
             print(f"  tick {t['tick']}", file=out)

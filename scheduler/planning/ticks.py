@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from scheduler.config.models import Schedule
 
-__all__ = ["min_interval", "next_tick", "previous_tick", "schedule_ticks", "ticks"]
+__all__ = ["min_interval", "next_tick", "previous_tick", "schedule_ticks", "ticks", "wall_instant"]
 
 _MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -237,6 +237,25 @@ def previous_tick(cron: str, timezone: str, before: datetime) -> datetime | None
         if last:
             return last[0]
     return None
+
+
+def wall_instant(wall: datetime, timezone: str) -> datetime:
+    """The first instant, in UTC, at which the wall clock of `timezone` reads `wall` (naive) or later.
+
+    The instant itself for an ordinary wall time, its first occurrence when a fall-back repeats it, the end of
+    the gap (the first valid instant after it) when a spring-forward skips it: the fixed-hour DST rule. So the
+    local hour `[wall_instant(02:00), wall_instant(03:00))` is empty on a day that skips it, and a fire moved
+    out of it lies in the hour it happens. Raises ValueError for an unknown time zone.
+    """
+    zone = _zone(timezone)
+    naive = wall.replace(tzinfo=None)
+    before = naive.replace(tzinfo=zone, fold=0).utcoffset()
+    after = naive.replace(tzinfo=zone, fold=1).utcoffset()
+    assert before is not None
+    assert after is not None
+    if before >= after:  # exists once, or twice (first occurrence: read with the offset before the change)
+        return (naive - before).replace(tzinfo=UTC)
+    return _transition_after_gap(zone, naive, before, after)
 
 
 def schedule_ticks(schedule: Schedule, start: datetime, end: datetime) -> Iterator[datetime]:

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler.config.models import Cohort, Schedule
-from scheduler.planning.ticks import min_interval, next_tick, previous_tick, schedule_ticks, ticks
+from scheduler.planning.ticks import (
+    min_interval,
+    next_tick,
+    previous_tick,
+    schedule_ticks,
+    ticks,
+    wall_instant,
+)
 from tests.unit.planning.helpers import ZONES, transition_days
 
 NY = "America/New_York"
@@ -265,6 +272,21 @@ def test_apia_fires_once_for_the_day_that_never_happened() -> None:
         "2011-12-31T12:00:00+14:00",
         "2012-01-01T12:00:00+14:00",
     ]
+
+
+@pytest.mark.parametrize(
+    ("wall", "zone", "instant"),
+    [
+        pytest.param(datetime(2026, 3, 8, 2, 30), NY, utc(2026, 3, 8, 7), id="skipped-end-of-gap"),
+        pytest.param(datetime(2026, 3, 8, 3, 0), NY, utc(2026, 3, 8, 7), id="first-after-gap"),
+        pytest.param(datetime(2026, 11, 1, 1, 30), NY, utc(2026, 11, 1, 5, 30), id="repeated-first"),
+        pytest.param(datetime(2026, 6, 1, 9, 0), NY, utc(2026, 6, 1, 13), id="ordinary"),
+        pytest.param(datetime(2011, 12, 30, 5, 0), "Pacific/Apia", utc(2011, 12, 30, 10), id="apia-day"),
+    ],
+)
+def test_wall_instant_follows_the_fixed_hour_rule(wall: datetime, zone: str, instant: datetime) -> None:
+    """wall_instant: the instant a wall time happens, its first occurrence, or the end of its gap."""
+    assert wall_instant(wall, zone) == instant
 
 
 # -- boundaries ---------------------------------------------------------------------------------
