@@ -25,15 +25,20 @@ whatever window is asked for; a window only filters: for any window and any spli
 whole are the ticks of the parts, and `next_tick`/`previous_tick` agree with `ticks`. In particular a window
 that starts exactly at a spring-forward transition holds the fires moved there (`30 2 * * *` in New York on
 2026-03-08 fires at 07:00Z, in `[07:00Z, 08:00Z)` as in `[06:00Z, 08:00Z)`).
+
+croniter parses and expands a cron; the wall clock is walked here, day by day over the expanded times (croniter
+walks the extensions it alone knows: `L`, `W`, `#`), which is an order of magnitude faster than croniter's
+`get_next` (benchmarks/ticks_cost.py).
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,6 +66,8 @@ _DAY = timedelta(days=1)
 # _first_wall probes the zone's offset every 12 hours over the two days after a window's start.
 _PROBE = timedelta(hours=12)
 _PROBES = 5
+# A plain cron that matches no day in this many years never matches (Feb 29 recurs within 8).
+_NEVER_YEARS = 30
 # previous_tick looks back through growing windows; the last one is "about a year" (a yearly cron's
 # previous fire is at most 366 days plus a DST hour away).
 _LOOKBACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367))
@@ -73,13 +80,64 @@ _TRANSITION_MARGIN = timedelta(hours=4)
 
 
 @dataclass(frozen=True)
+class _Days:
+    """Which calendar days a standard cron matches (croniter's rule: day of month OR day of week when both
+    are restricted). `None` is `*`; days of week count from Sunday = 0."""
+
+    months: frozenset[int]
+    month_days: frozenset[int] | None
+    week_days: frozenset[int] | None
+
+    def match(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        if self.month_days is None:
+            return self.week_days is None or (day.weekday() + 1) % 7 in self.week_days
+        if self.week_days is None:
+            return day.day in self.month_days
+        return day.day in self.month_days or (day.weekday() + 1) % 7 in self.week_days
+
+
+@dataclass(frozen=True)
 class _Cron:
     expr: str
     fields: tuple[str, str, str, str, str]
     fixed_hour: bool
+    # The wall times of a matching day (ascending) and the matching days, for crons of plain numbers, ranges,
+    # lists and steps; None for croniter's extensions (L, W, #), which croniter itself walks.
+    times: tuple[timedelta, ...] | None = None
+    days: _Days | None = None
 
 
-@functools.lru_cache(maxsize=1024)
+def _plain(values: Sequence[object], low: int, high: int) -> frozenset[int] | None:
+    """A field's expansion as a set of numbers (all of low..high for `*`); None when it is not plain."""
+    if list(values) == ["*"]:
+        return frozenset(range(low, high + 1))
+    if not all(isinstance(v, int) for v in values):
+        return None
+    return frozenset(int(str(v)) for v in values)
+
+
+def _walk_plan(expr: str) -> tuple[tuple[timedelta, ...], _Days] | None:
+    """The times and days of a cron of plain fields, or None when croniter must walk it."""
+    walker = croniter(expr)
+    if walker.nth_weekday_of_month or getattr(walker, "nearest_weekday", None):
+        return None
+    minute, hour, dom, month, dow = walker.expanded
+    minutes, hours = _plain(minute, 0, 59), _plain(hour, 0, 23)
+    month_days, months, week_days = _plain(dom, 1, 31), _plain(month, 1, 12), _plain(dow, 0, 6)
+    if minutes is None or hours is None or month_days is None or months is None or week_days is None:
+        return None
+    times = tuple(timedelta(hours=h, minutes=m) for h in sorted(hours) for m in sorted(minutes))
+    days = _Days(
+        months=months,
+        month_days=None if list(dom) == ["*"] else month_days,
+        week_days=None if list(dow) == ["*"] else week_days,
+    )
+    return times, days
+
+
+@functools.lru_cache(maxsize=16384)  # one entry per distinct cron text: 10,000 schedules stay parsed
 def _parse(cron: str) -> _Cron:
     text = " ".join(cron.split())
     expr = _MACROS.get(text.lower(), text)
@@ -90,14 +148,16 @@ def _parse(cron: str) -> _Cron:
             "e.g. '30 2 * * *', or a macro (@hourly, @daily, @weekly, @monthly, @yearly)"
         )
     try:
-        croniter(expr)
+        plan = _walk_plan(expr)
     except CroniterError as exc:
         raise ValueError(f"cron {cron!r} does not parse: {exc}") from None
     minute, hour, dom, month, dow = parts
-    return _Cron(expr, (minute, hour, dom, month, dow), fixed_hour="*" not in hour and "/" not in hour)
+    times, days = plan if plan is not None else (None, None)
+    fixed_hour = "*" not in hour and "/" not in hour
+    return _Cron(expr, (minute, hour, dom, month, dow), fixed_hour=fixed_hour, times=times, days=days)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _zone(timezone: str) -> ZoneInfo:
     try:
         return ZoneInfo(timezone)
@@ -135,7 +195,7 @@ def _transition_after_gap(zone: ZoneInfo, wall: datetime, before: timedelta, aft
 
 
 def _first_wall(zone: ZoneInfo, start: datetime) -> datetime:
-    """A naive wall time at or before every matching wall time whose fire instant is at or after `start`.
+    """A wall time (tagged UTC) at or before every matching wall time whose fire instant is at or after `start`.
 
     A wall time `w` fires at an instant `t` with `w = t + offset(t)`, or, when `w` is skipped, at the end of
     the gap `t`, with `w >= t' + offset(t')` for the instant `t'` just before it. So `w` is at least the
@@ -148,39 +208,71 @@ def _first_wall(zone: ZoneInfo, start: datetime) -> datetime:
     """
     just_before = start - _SECOND
     low = min(_offset(just_before + _PROBE * i, zone) for i in range(_PROBES))
-    return (just_before + low).replace(tzinfo=None, second=0, microsecond=0)
+    return (just_before + low).replace(second=0, microsecond=0)  # a wall time, tagged UTC
+
+
+def _walls(spec: _Cron, first: datetime) -> Iterator[datetime]:
+    """Every matching wall time from `first` (a whole minute) on, ascending: the wall clock walked as if it had
+    no DST, each wall time tagged UTC (so that `wall - offset` is its instant). Stops past `_NEVER_YEARS`
+    without a match (a cron such as `0 0 30 2 *`)."""
+    if spec.times is None or spec.days is None:
+        walker = croniter(spec.expr, first - _MINUTE)  # strictly after its start
+        while True:
+            try:
+                yield walker.get_next(datetime)
+            except CroniterBadDateError:
+                return
+    times, days = spec.times, spec.days
+    day = first.date()
+    index = bisect.bisect_left(times, first - datetime(day.year, day.month, day.day, tzinfo=UTC))
+    give_up = min(day.year + _NEVER_YEARS, date.max.year)
+    while day.year < give_up:
+        if day.month not in days.months:  # the whole month is out: jump to the first of the next one
+            day = date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+            index = 0
+            continue
+        if days.match(day):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            while index < len(times):
+                yield midnight + times[index]
+                index += 1
+            give_up = min(day.year + _NEVER_YEARS, date.max.year)
+        day += _DAY
+        index = 0
 
 
 def _stream(spec: _Cron, zone: ZoneInfo, start: datetime) -> Iterator[datetime]:
     """Every fire instant from `start` on, in UTC, strictly increasing (may begin with some before it)."""
-    # croniter walks the wall clock as if it were UTC, which has no DST: every matching wall time once,
-    # strictly after the wall time it starts from.
-    walker = croniter(spec.expr, (_first_wall(zone, start) - _MINUTE).replace(tzinfo=UTC))
     first: list[datetime] = []  # first occurrences of repeated wall times, held until the fold ends
     second: list[datetime] = []  # their second occurrences (wildcard hour only)
     last: datetime | None = None
-    while True:
-        try:
-            wall = walker.get_next(datetime).replace(tzinfo=None)
-        except CroniterBadDateError:
-            yield from (instant for instant in [*first, *second] if last is None or instant > last)
-            return
-        before = wall.replace(tzinfo=zone, fold=0).utcoffset()
-        after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    utcoffset = zone.utcoffset  # reads a datetime's wall fields and fold, whatever its tzinfo
+    for wall in _walls(spec, _first_wall(zone, start)):
+        before = utcoffset(wall)  # fold=0: for a skipped or repeated wall time, the offset before the change
         assert before is not None
+        if before == utcoffset(wall + _DAY) and not first:
+            # The common case, without the slow fold=1 read: a skipped or repeated wall time reads another
+            # offset a day later (the change ends its gap or fold, at most a day long, and the next change
+            # is days away), so this one is plain.
+            instant = wall - before
+            if last is None or instant > last:
+                last = instant
+                yield instant
+            continue
+        after = utcoffset(wall.replace(fold=1))
         assert after is not None
         if before > after:
             # Repeated wall time (fall back): every first occurrence precedes every second one, so
             # the fold is emitted as two runs once it is over.
-            first.append((wall - before).replace(tzinfo=UTC))
+            first.append(wall - before)
             if not spec.fixed_hour:
-                second.append((wall - after).replace(tzinfo=UTC))
+                second.append(wall - after)
             continue
         out = [*first, *second]
         first.clear()
         second.clear()
         if before == after:
-            out.append((wall - before).replace(tzinfo=UTC))
+            out.append(wall - before)
         elif spec.fixed_hour:
             # Skipped wall time (spring forward): fire when the gap ends.
             out.append(_transition_after_gap(zone, wall, before, after))
@@ -189,6 +281,7 @@ def _stream(spec: _Cron, zone: ZoneInfo, start: datetime) -> Iterator[datetime]:
             if last is None or instant > last:
                 last = instant
                 yield instant
+    yield from (instant for instant in [*first, *second] if last is None or instant > last)
 
 
 def ticks(cron: str, timezone: str, start: datetime, end: datetime) -> Iterator[datetime]:

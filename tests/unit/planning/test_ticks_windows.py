@@ -12,6 +12,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
+import pytest
+from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +155,38 @@ def test_splitting_a_window_anywhere_changes_nothing(
         earlier = [t for t in whole if t < point]
         if earlier:
             assert previous_tick(cron, zone, point) == earlier[-1]
+
+
+def _croniter_walk(cron: str, start: datetime, end: datetime) -> list[datetime]:
+    """croniter's own walk of [start, end) in UTC (no DST): the reference for the wall-clock walk."""
+    walker = croniter(cron, start - _MICRO)
+    found: list[datetime] = []
+    while (t := walker.get_next(datetime)) < end:
+        found.append(t)
+    return found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cron=st.builds(
+        lambda *fields: " ".join(fields),
+        _field(0, 59).filter(lambda f: f not in ("*", "*/2")),
+        _field(0, 23),
+        _sparse(1, 31),
+        _sparse(1, 12),
+        st.one_of(_sparse(0, 6), st.just("7"), st.just("5-7")),
+    ),
+    start=st.datetimes(datetime(1990, 1, 1), datetime(2060, 1, 1), timezones=st.just(UTC)),
+    days=st.integers(1, 40),
+)
+def test_wall_clock_walk_matches_croniter(cron: str, start: datetime, days: int) -> None:
+    """In UTC (no DST) the ticks are exactly croniter's matches: same day-of-month OR day-of-week rule."""
+    end = start + timedelta(days=days)
+    assert list(ticks(cron, "UTC", start, end)) == _croniter_walk(cron, start, end)
+
+
+@pytest.mark.parametrize("cron", ["0 0 L * *", "30 9 * * 1#2", "0 0 15W * *"])
+def test_croniter_extensions_are_walked_by_croniter(cron: str) -> None:
+    """Crons outside plain numbers (last day, nth weekday, nearest weekday) still tick as croniter says."""
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)
+    assert list(ticks(cron, "UTC", start, end)) == _croniter_walk(cron, start, end)
