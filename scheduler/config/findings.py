@@ -4,11 +4,16 @@ A `Location` is 1-based (`file:line:col`, the way editors and compilers print it
 `Locations` map per loaded configuration, keyed by the path of a value inside the merged config
 (`("schedules", "insight-digest", "cron")`, list items by index), so any later check can point back at the
 line a user has to edit.
+
+A finding prints on one line whatever its text holds: `Finding.format` escapes control, format and
+surrogate characters (a newline becomes `\n`, an ESC `\x1b`), so a name in a file cannot forge a line
+or drive the terminal (`escape`).
 """
 
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -17,6 +22,32 @@ from scheduler.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """`text` with every control, format, surrogate, private-use or unassigned character (Unicode category C*),
+    and the line and paragraph separators, written as a Python-style escape (`\\n`, `\\x1b`, `\\u2028`);
+    printable text, spaces included, is unchanged."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char == " " or unicodedata.category(char)[0] not in "CZ" else _escape_char(char)
+        for char in text
+    )
+
 
 ConfigPath: TypeAlias = tuple[str | int, ...]
 """The path of a value inside the merged config: mapping keys and list indexes."""
@@ -94,7 +125,7 @@ class Finding:
     def format(self) -> str:
         """`file:line:col: CODE severity: message` (without a location: `CODE severity: message`)."""
         head = f"{self.code} {self.severity.value}: {self.message}"
-        return f"{self.location}: {head}" if self.location is not None else head
+        return escape(f"{self.location}: {head}" if self.location is not None else head)
 
     def __str__(self) -> str:
         return self.format()

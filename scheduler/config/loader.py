@@ -8,6 +8,17 @@ Steps, each collecting findings rather than stopping at the first:
 5. check what pydantic cannot see: references between sections, exactly-one rules, static cohorts
    (`validate.check_references`).
 `load_config` raises `ConfigInvalid` listing every error; warnings are `lint`'s business.
+
+Whatever a file holds, loading it gives findings, never another exception, in bounded time and memory:
+- a file is at most `MAX_FILE_BYTES` (1 MiB, what one Kubernetes ConfigMap can hold); a larger one is
+  one CFG012 finding, and is not parsed;
+- mappings and lists nest at most `MAX_DEPTH` (64) deep, counted while composing (CFG012);
+- a file expands to at most `MAX_VALUES` (200,000) values, every alias counted as a copy of what it names,
+  counted while walking, so a few hundred bytes of nested aliases (billion laughs) stop at the limit (CFG012);
+- only the plain YAML types are read (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!timestamp`,
+  `!!map`, `!!seq`); another tag, a value its tag cannot read (a calendar-invalid date), a NUL character
+  or a lone surrogate is a CFG001 finding at the value;
+- anything else that goes wrong (a bug) is a CFG013 finding naming the file, not a traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from scheduler.config.findings import (
     Location,
     Locations,
     Severity,
+    escape,
     sort_findings,
 )
 from scheduler.config.models import Config
@@ -39,7 +51,21 @@ from scheduler.config.validate import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from yaml.error import Mark
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(f"{_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_MAP_TAG = f"{_TAG}map"
+_SEQ_TAG = f"{_TAG}seq"
+
+MAX_FILE_BYTES = 1024 * 1024
+"""The largest schedule file read (1 MiB: what one Kubernetes ConfigMap can hold)."""
+MAX_DEPTH = 64
+"""How deep mappings and lists may nest in a file (the example files nest 7 deep)."""
+MAX_VALUES = 200_000
+"""How many values (mappings, lists and scalars, each alias counted as a copy of what it names) one file may
+expand to; a 1 MiB file of plain rows stays below it, a billion-laughs file stops at it."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +91,15 @@ def load_config(paths: Sequence[Path]) -> LoadedConfig:
         if one is not None:
             parsed.append(one)
     root = Location(files[0], 1, 1) if files else Location(Path(paths[0]) if paths else Path("."), 1, 1)
-    merged, locations = _merge(parsed, root, findings)
-    config, model_findings = validate_model(merged, locations)
-    findings.extend(model_findings)
-    findings.extend(check_references(merged, locations))
+    config: Config | None = None
+    locations = Locations({}, {}, root)
+    try:
+        merged, locations = _merge(parsed, root, findings)
+        config, model_findings = validate_model(merged, locations)
+        findings.extend(model_findings)
+        findings.extend(check_references(merged, locations))
+    except Exception as exc:  # a bug: every known cause is a finding already; this one still is
+        findings.append(unexpected(exc, root, "validating the schedule files"))
     errors = [f for f in findings if f.severity is Severity.ERROR]
     if errors or config is None:
         raise ConfigInvalid(sort_findings(errors))
@@ -83,7 +114,18 @@ def _expand(paths: Sequence[Path], findings: list[Finding]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+            try:
+                found = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+            except OSError as exc:
+                findings.append(
+                    Finding(
+                        "CFG011",
+                        Severity.ERROR,
+                        f"cannot list directory {str(path)!r}: {exc.strerror or type(exc).__name__}; "
+                        "check that it is readable",
+                    )
+                )
+                continue
             if not found:
                 findings.append(
                     Finding(
@@ -115,26 +157,138 @@ class _Parsed:
     keys: dict[ConfigPath, Location]
 
 
-def _parse_file(file: Path, findings: list[Finding]) -> _Parsed | None:
+class _LimitExceeded(Exception):
+    """A file is past one of the loader's limits; `finding` says which, where, and what to do."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+def _limit(file: Path, mark: Mark | None, message: str) -> _LimitExceeded:
+    where = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
+    return _LimitExceeded(Finding("CFG012", Severity.ERROR, message, where))
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing at most `MAX_DEPTH` nested mappings and lists.
+
+    The composer is recursive: without this bound a deep file would end in a RecursionError.
+    """
+
+    def __init__(self, text: str, file: Path) -> None:
+        super().__init__(text)
+        self._file = file
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _limit(
+                    self._file,
+                    event.start_mark,
+                    f"mappings and lists nest more than {MAX_DEPTH} deep here, the limit for a schedule file; "
+                    "flatten the structure",
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _read(file: Path, findings: list[Finding]) -> str | None:
+    """The file's text, or None with a finding (unreadable, larger than the limit, not UTF-8)."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with file.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
         findings.append(
-            Finding("CFG011", Severity.ERROR, f"cannot read the file: {exc}", Location(file, 1, 1))
+            Finding(
+                "CFG011",
+                Severity.ERROR,
+                f"cannot read the file: {reason}; check that it exists and is readable",
+                Location(file, 1, 1),
+            )
         )
         return None
-    loader = yaml.SafeLoader(text)
+    if len(data) > MAX_FILE_BYTES:
+        findings.append(
+            Finding(
+                "CFG012",
+                Severity.ERROR,
+                f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the limit for one schedule file; "
+                "split it into several files, or move large static cohorts into an SQL cohort",
+                Location(file, 1, 1),
+            )
+        )
+        return None
     try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        findings.append(
+            Finding(
+                "CFG011",
+                Severity.ERROR,
+                f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot start or continue a "
+                "character here); save it as UTF-8",
+                Location(file, line, column),
+            )
+        )
+        return None
+
+
+def _parse_file(file: Path, findings: list[Finding]) -> _Parsed | None:
+    text = _read(file, findings)
+    if text is None:
+        return None
+    loader: _Loader | None = None
+    walker = _Walker(file)
+    try:
+        loader = _Loader(text, file)
         node = loader.get_single_node()
-        walker = _Walker(file, loader)
         data = walker.value(node, ()) if node is not None else None
+    except _LimitExceeded as exc:
+        findings.append(exc.finding)
+        return None
     except yaml.YAMLError as exc:
         findings.append(_yaml_finding(file, text, exc))
         return None
+    except RecursionError:
+        findings.append(
+            Finding(
+                "CFG012",
+                Severity.ERROR,
+                "the file nests too deeply to be read (through aliases or merge keys); flatten the structure",
+                Location(file, 1, 1),
+            )
+        )
+        return None
+    except Exception as exc:  # a bug of ours or of PyYAML: still a finding, never a traceback
+        findings.append(unexpected(exc, Location(file, 1, 1), "reading this file"))
+        return None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     findings.extend(walker.findings)
     return _Parsed(file, data, walker.values, walker.keys)
+
+
+def unexpected(exc: BaseException, where: Location | None, doing: str) -> Finding:
+    """CFG013: an exception nobody mapped to a finding (a bug), reported instead of a traceback."""
+    text = escape(str(exc))
+    if len(text) > 200:
+        text = text[:200] + "…"
+    return Finding(
+        "CFG013",
+        Severity.ERROR,
+        f"unexpected error while {doing}: {type(exc).__name__}: {text}; this is a bug in the scheduler, "
+        "please report it with the file that caused it",
+        where,
+    )
 
 
 def _yaml_finding(file: Path, text: str, exc: yaml.YAMLError) -> Finding:
@@ -154,6 +308,12 @@ def _yaml_finding(file: Path, text: str, exc: yaml.YAMLError) -> Finding:
                 "indent this line like the other keys of its mapping (they start in the same column), "
                 "or quote a value that contains ': '"
             )
+        elif "undefined alias" in problem:
+            fix = "define the anchor (`&name`) before the alias (`*name`) that uses it"
+        elif "duplicate anchor" in what:
+            fix = "give each anchor its own name"
+        elif "expected a single document" in what:
+            fix = "keep one YAML document per file (remove the `---` or split the file)"
         else:
             fix = "check the indentation and the quotes around this line"
         return Finding("CFG001", Severity.ERROR, f"malformed YAML: {what}; {fix}", location)
@@ -161,55 +321,138 @@ def _yaml_finding(file: Path, text: str, exc: yaml.YAMLError) -> Finding:
         before = text[: exc.position]
         line = before.count("\n") + 1
         column = exc.position - (before.rfind("\n") + 1) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
         return Finding(
             "CFG001",
             Severity.ERROR,
-            f"malformed YAML: character {exc.character!r} is not allowed; remove it",
+            f"malformed YAML: character {escape(repr(character))} (U+{ord(character):04X}) is not allowed "
+            "in a YAML file; remove it (write it as an escape inside double quotes if it belongs in a value)",
             Location(file, line, column),
         )
     return Finding("CFG001", Severity.ERROR, f"malformed YAML: {exc}", Location(file, 1, 1))
 
 
-class _Walker:
-    """Turns composed nodes into plain values, recording the location of every path it passes."""
+_TAG_NAMES = {
+    f"{_TAG}int": "an integer",
+    f"{_TAG}float": "a number",
+    f"{_TAG}bool": "true or false",
+    f"{_TAG}timestamp": "a date or time",
+    f"{_TAG}null": "null",
+}
 
-    def __init__(self, file: Path, loader: yaml.SafeLoader) -> None:
+
+def _tag(node: Node) -> str:
+    tag = f"!!{node.tag.removeprefix(_TAG)}" if node.tag.startswith(_TAG) else node.tag
+    return escape(repr(tag))
+
+
+def _short(text: str) -> str:
+    shown = repr(text if len(text) <= 40 else text[:40] + "…")
+    return escape(shown)
+
+
+class _Walker:
+    """Turns composed nodes into plain values, recording the location of every path it passes.
+
+    It counts every value it makes (an alias is walked, and counted, once per use) and stops at `MAX_VALUES`.
+    """
+
+    def __init__(self, file: Path) -> None:
         self.file = file
-        self.loader = loader
+        self.constructor = yaml.SafeLoader("")
         self.values: dict[ConfigPath, Location] = {(): Location(file, 1, 1)}
         self.keys: dict[ConfigPath, Location] = {}
         self.findings: list[Finding] = []
         self._stack: set[int] = set()
+        self._count = 0
 
     def _at(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
+    def _error(self, node: Node, message: str) -> None:
+        self.findings.append(Finding("CFG001", Severity.ERROR, message, self._at(node)))
+
+    def _visit(self, node: Node) -> None:
+        self._count += 1
+        if self._count > MAX_VALUES:
+            raise _limit(
+                self.file,
+                node.start_mark,
+                f"the file expands to more than {MAX_VALUES:,} values, the limit for a schedule file (every "
+                "alias `*name` counts as a copy of what it names); use fewer or smaller aliases, or split the file",
+            )
+
+    def scalar(self, node: ScalarNode) -> object:
+        """The value of a scalar under the plain YAML tags; a finding (and its text) for anything else."""
+        self._visit(node)
+        if node.tag not in _SCALAR_TAGS:
+            self._error(
+                node,
+                f"malformed YAML: tag {_tag(node)} is not supported here; schedule "
+                "files hold plain strings, numbers, booleans, nulls, dates, mappings and lists: remove the tag, "
+                "or quote the value if it is text starting with `!`",
+            )
+            return node.value
+        try:
+            value: object = self.constructor.construct_object(node)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError) as exc:
+            what = _TAG_NAMES.get(node.tag, "this type")
+            reason = str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else ""
+            because = f" ({escape(reason)})" if reason and len(reason) < 120 else ""
+            fix = "fix the date" if node.tag == f"{_TAG}timestamp" else "fix the value"
+            self._error(
+                node,
+                f"malformed YAML: {_short(node.value)} cannot be read as {what}{because}; {fix}, "
+                "or quote it to keep it as text",
+            )
+            return node.value
+        if isinstance(value, str):
+            if "\x00" in value:
+                self._error(
+                    node,
+                    f"{_short(value)} contains a NUL character (\\0), which PostgreSQL text cannot hold; remove it",
+                )
+            elif any("\ud800" <= c <= "\udfff" for c in value):
+                self._error(
+                    node,
+                    f"{_short(value)} contains a lone UTF-16 surrogate, which is not Unicode text; write the "
+                    "character itself (or its \\U escape) instead",
+                )
+        return value
+
     def value(self, node: Node, path: ConfigPath) -> object:
         if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node)
+            return self.scalar(node)
         if id(node) in self._stack:
-            self.findings.append(
-                Finding(
-                    "CFG001",
-                    Severity.ERROR,
-                    "malformed YAML: an alias refers to a value that contains it; remove the recursion",
-                    self._at(node),
-                )
+            self._error(
+                node, "malformed YAML: an alias refers to a value that contains it; remove the recursion"
             )
             return None
+        self._visit(node)
         self._stack.add(id(node))
         try:
             if isinstance(node, SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    self._unsupported_tag(node)
                 items: list[object] = []
                 for index, child in enumerate(node.value):
                     self.values[(*path, index)] = self._at(child)
                     items.append(self.value(child, (*path, index)))
                 return items
             if isinstance(node, MappingNode):
+                if node.tag != _MAP_TAG:
+                    self._unsupported_tag(node)
                 return self._mapping(node, path)
         finally:
             self._stack.discard(id(node))
         return None
+
+    def _unsupported_tag(self, node: Node) -> None:
+        self._error(
+            node,
+            f"malformed YAML: tag {_tag(node)} is not supported here; schedule files "
+            "hold plain mappings and lists: remove the tag",
+        )
 
     def _mapping(self, node: MappingNode, path: ConfigPath) -> dict[Any, object]:
         result: dict[Any, object] = {}
@@ -219,24 +462,17 @@ class _Walker:
                 merges.extend(value_node.value if isinstance(value_node, SequenceNode) else [value_node])
                 continue
             if not isinstance(key_node, ScalarNode):
-                self.findings.append(
-                    Finding(
-                        "CFG001",
-                        Severity.ERROR,
-                        "malformed YAML: a key must be a plain name, not a list or mapping",
-                        self._at(key_node),
-                    )
-                )
+                self._error(key_node, "malformed YAML: a key must be a plain name, not a list or mapping")
                 continue
-            key = self.loader.construct_object(key_node)
-            child = (*path, key)
+            key: Any = self.scalar(key_node)
+            child: ConfigPath = (*path, key)
             if key in result:
                 first = self.keys[child]
                 self.findings.append(
                     Finding(
                         "CFG002",
                         Severity.ERROR,
-                        f"key {key!r} appears twice in the same mapping (first at line {first.line}, "
+                        f"key {escape(repr(key))} appears twice in the same mapping (first at line {first.line}, "
                         f"column {first.column}); YAML would silently keep only the last one; "
                         "delete or rename one of them",
                         self._at(key_node),
@@ -248,16 +484,19 @@ class _Walker:
         # `<<: *defaults` fills only the keys this mapping does not set itself (YAML merge-key rules).
         for source in merges:
             if not isinstance(source, MappingNode):
-                self.findings.append(
-                    Finding(
-                        "CFG001",
-                        Severity.ERROR,
-                        "malformed YAML: `<<` must merge a mapping or a list of mappings",
-                        self._at(source),
-                    )
+                self._error(source, "malformed YAML: `<<` must merge a mapping or a list of mappings")
+                continue
+            if id(source) in self._stack:
+                self._error(
+                    source, "malformed YAML: `<<` merges a mapping that contains it; remove the recursion"
                 )
                 continue
-            merged = self._mapping(source, path)
+            self._visit(source)
+            self._stack.add(id(source))
+            try:
+                merged = self._mapping(source, path)
+            finally:
+                self._stack.discard(id(source))
             for key, value in merged.items():
                 result.setdefault(key, value)
         return result
