@@ -9,7 +9,11 @@
 | SCH004 | warning  | a lane whose queues use different backends or databases |
 | SCH005 | warning  | a static row whose `source` has no route in the schedule's lane (it falls to the default queue) |
 | SCH006 | warning  | a schedule whose queues live in a database other than the other schedules' (the tick ledger is claimed in the queue database, in the same transaction as the enqueue), or in several databases |
+| SCH008 | error    | a schedule without `singleton_key` into a pg-boss queue whose declared policy needs one on every job (`key_strict_fifo`): pg-boss refuses the enqueue, so every fire fails |
 | CFG010 | warning  | an alias whose target queue's real name is itself aliased (jobs would be moved onto a name that is moved again) |
+
+`validate --check-db` adds `live_key_findings` (SCH105): the same rule for the policy a queue has in the live
+database, when it differs from the declared one.
 """
 
 from __future__ import annotations
@@ -26,12 +30,18 @@ from scheduler.planning.ticks import min_interval
 from scheduler.types import BackendKind
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from scheduler.config.loader import LoadedConfig
     from scheduler.types import QueueRef
 
 DROPPING_POLICIES = frozenset({"stately", "exclusive", "short"})
 """pg-boss policies whose unique index refuses a second *waiting* job with the same singleton key (keyless
 jobs all share the key ''): an unkeyed fan-out keeps one job and drops the rest."""
+
+KEY_REQUIRED_POLICIES = frozenset({"key_strict_fifo"})
+"""pg-boss policies that need a singleton key on every job: pg-boss's send() throws without one, and the job
+table has a CHECK for it (`backends.pgboss.adapter._require_keys` refuses such a batch before writing)."""
 
 SERIALIZING_POLICIES = frozenset({"singleton"})
 """pg-boss policies that allow one *active* job per key: an unkeyed fan-out is accepted but runs one at a time."""
@@ -57,6 +67,8 @@ def lint(loaded: LoadedConfig) -> list[Finding]:
     findings.extend(_sch004_mixed_lanes(loaded))
     findings.extend(_sch005_unrouted_sources(loaded))
     findings.extend(_sch006_split_databases(loaded))
+    declared = {name: queue.policy for name, queue in loaded.config.queues.items()}
+    findings.extend(keyless_into_key_required(loaded, declared, code="SCH008", live=False))
     findings.extend(_cfg010_chained_aliases(loaded))
     return sort_findings(findings)
 
@@ -249,6 +261,44 @@ def _sch006_split_databases(loaded: LoadedConfig) -> list[Finding]:
             continue
         findings.append(Finding("SCH006", Severity.WARNING, message, where))
     return findings
+
+
+def keyless_into_key_required(
+    loaded: LoadedConfig, policies: Mapping[str, str | None], *, code: str, live: bool
+) -> list[Finding]:
+    """`code` for each schedule without `singleton_key` that fans out into a pg-boss queue whose policy (from
+    `policies`, by logical queue) needs a key on every job: pg-boss would refuse every job of every fire."""
+    findings: list[Finding] = []
+    for name, schedule in loaded.config.schedules.items():
+        if schedule.singleton_key is not None:
+            continue
+        for queue in queues_of(loaded.config, schedule):
+            policy = policies.get(queue.logical)
+            if queue.backend is not BackendKind.PGBOSS or policy not in KEY_REQUIRED_POLICIES:
+                continue
+            whose = "whose live policy" if live else "with policy"
+            findings.append(
+                Finding(
+                    code,
+                    Severity.ERROR,
+                    f"schedule {name!r} fans out into queue {queue.logical!r} ({queue.name}), {whose} {policy}, "
+                    "which needs a singleton key on every job, but it has no singleton_key: pg-boss refuses "
+                    f'every job, so every fire fails; set `singleton_key: "{name}:{{key}}"`',
+                    loaded.locations.of(("schedules", name)),
+                )
+            )
+    return findings
+
+
+def live_key_findings(loaded: LoadedConfig, live: Mapping[str, str | None]) -> list[Finding]:
+    """SCH105: `keyless_into_key_required` for the live policies (`live`: logical queue → live policy) of
+    existing queues whose live policy differs from the declared one (the declared one is SCH008's)."""
+    differing = {
+        logical: policy
+        for logical, policy in live.items()
+        if logical in loaded.config.queues and policy != loaded.config.queues[logical].policy
+    }
+    return keyless_into_key_required(loaded, differing, code="SCH105", live=True)
 
 
 def _cfg010_chained_aliases(loaded: LoadedConfig) -> list[Finding]:

@@ -362,6 +362,8 @@ def check_env_name(name: str) -> str:
     )
 
 
+_NAMES_SCHEMA: dict[str, Any] = {"propertyNames": {"pattern": f"^{_NAME.pattern}$"}}
+
 Name = Annotated[str, AfterValidator(check_name)]
 """A key of `databases:`, `queues:`, `lanes:`, `schedules:` or `watchers:` (see `check_name`)."""
 Label = Annotated[str, AfterValidator(check_label)]
@@ -589,14 +591,14 @@ class Config(_Model):
     """A whole configuration: one file, or several merged."""
 
     version: Literal[1] = 1
-    databases: dict[Name, DatabaseRef] = Field(default_factory=dict)
-    queues: dict[Name, QueueDef] = Field(default_factory=dict)
-    lanes: dict[Name, Lane] = Field(default_factory=dict)
+    databases: dict[Name, DatabaseRef] = Field(default_factory=dict, json_schema_extra=_NAMES_SCHEMA)
+    queues: dict[Name, QueueDef] = Field(default_factory=dict, json_schema_extra=_NAMES_SCHEMA)
+    lanes: dict[Name, Lane] = Field(default_factory=dict, json_schema_extra=_NAMES_SCHEMA)
     aliases: dict[Label, str] = Field(
         default_factory=dict, description="old real queue name → logical queue."
     )
-    schedules: dict[Name, Schedule] = Field(default_factory=dict)
-    watchers: dict[Name, Watcher] = Field(default_factory=dict)
+    schedules: dict[Name, Schedule] = Field(default_factory=dict, json_schema_extra=_NAMES_SCHEMA)
+    watchers: dict[Name, Watcher] = Field(default_factory=dict, json_schema_extra=_NAMES_SCHEMA)
 
 
 class ResolvedDatabase(_Model):

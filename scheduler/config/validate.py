@@ -11,17 +11,19 @@ Codes of the findings made while loading (lint rules are listed in `lint.py`):
 
 | code   | severity | meaning |
 | ------ | -------- | ------- |
-| CFG001 | error    | malformed YAML (indentation, tabs, unclosed quote, bad tag) |
+| CFG001 | error    | malformed YAML (indentation, tabs, unclosed quote, a character YAML refuses), an unsupported tag, a value its tag cannot read (a calendar-invalid date), a NUL or a lone surrogate in text |
 | CFG002 | error    | a key appears twice in one YAML mapping |
 | CFG003 | error    | a schedule, queue, lane, watcher, database or alias is defined twice (across files) |
 | CFG004 | error    | unknown key (with the closest allowed key) |
-| CFG005 | error    | a value that does not validate: type, cron, time zone, duration, policy, template, version, missing key |
+| CFG005 | error    | a value that does not validate: type, cron (standard 5 fields only), time zone, duration or a bound of one, policy, template, version, missing key, a name outside the allowed characters, static data that is not JSON |
 | CFG006 | error    | both or neither of `queue`/`lane` (schedule, watcher), `sql`/`static` (cohort); a watcher without `sql` that is not `queue_level` |
 | CFG007 | error    | a reference to an undeclared queue, lane or database; an alias to an undeclared queue |
 | CFG008 | error    | a singleton_key field that a static cohort row does not provide |
 | CFG009 | error    | a procrastinate queue without `task` |
 | CFG010 | warning  | an alias whose target queue's real name is itself aliased (lint) |
 | CFG011 | error    | a path that does not exist, an empty directory, an unreadable file |
+| CFG012 | error    | a file past a limit: larger than 1 MiB, nested more than 64 deep, or expanding (through aliases) to more than 200,000 values |
+| CFG013 | error    | an unexpected error while loading (a bug): reported as a finding instead of a traceback |
 """
 
 from __future__ import annotations
@@ -159,7 +161,10 @@ def _bad_value(path: ConfigPath, group: list[Any], locations: Locations) -> Find
         if error["type"] == "value_error" and "error" in ctx:
             text = str(ctx["error"])  # our own validators' messages already name the value and the fix
         else:
-            text = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {error['input']!r}{_describe(path)}"
+            got = repr(error["input"])
+            if len(got) > 80:
+                got = got[:80] + "…"
+            text = f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {got}{_describe(path)}"
         if text not in messages:
             messages.append(text)
     return Finding("CFG005", Severity.ERROR, f"{dotted(path)}: {'; or '.join(messages)}", locations.of(path))
