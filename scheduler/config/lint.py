@@ -276,7 +276,7 @@ def keyless_into_key_required(
             policy = policies.get(queue.logical)
             if queue.backend is not BackendKind.PGBOSS or policy not in KEY_REQUIRED_POLICIES:
                 continue
-            whose = "whose live policy" if live else "with policy"
+            whose = "whose live policy is" if live else "with policy"
             findings.append(
                 Finding(
                     code,

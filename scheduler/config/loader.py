@@ -23,6 +23,8 @@ Whatever a file holds, loading it gives findings, never another exception, in bo
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +51,7 @@ from scheduler.config.validate import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from yaml.error import Mark
 
@@ -332,6 +334,8 @@ def _yaml_finding(file: Path, text: str, exc: yaml.YAMLError) -> Finding:
     return Finding("CFG001", Severity.ERROR, f"malformed YAML: {exc}", Location(file, 1, 1))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 _TAG_NAMES = {
     f"{_TAG}int": "an integer",
     f"{_TAG}float": "a number",
@@ -365,6 +369,7 @@ class _Walker:
         self.findings: list[Finding] = []
         self._stack: set[int] = set()
         self._count = 0
+        self._depth = 0
 
     def _at(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -372,19 +377,43 @@ class _Walker:
     def _error(self, node: Node, message: str) -> None:
         self.findings.append(Finding("CFG001", Severity.ERROR, message, self._at(node)))
 
-    def _visit(self, node: Node) -> None:
+    @contextmanager
+    def _inside(self, node: Node) -> Iterator[None]:
+        """Walk into a mapping or list (`node`): bounded depth (aliases and merge keys can nest what the
+        composer saw flat), and a finding rather than endless recursion for a value that contains itself."""
+        self._depth += 1
+        self._stack.add(id(node))
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _limit(
+                    self.file,
+                    node.start_mark,
+                    f"mappings and lists nest more than {MAX_DEPTH} deep here through aliases or merge keys, "
+                    "the limit for a schedule file; flatten the structure",
+                )
+            yield
+        finally:
+            self._depth -= 1
+            self._stack.discard(id(node))
+
+    def _visit(self, node: Node, path: ConfigPath) -> None:
         self._count += 1
         if self._count > MAX_VALUES:
-            raise _limit(
-                self.file,
-                node.start_mark,
-                f"the file expands to more than {MAX_VALUES:,} values, the limit for a schedule file (every "
-                "alias `*name` counts as a copy of what it names); use fewer or smaller aliases, or split the file",
+            # Located at the entry being walked (e.g. `schedules: digest:`), not deep inside what an alias copied.
+            where = self.keys.get(path[:2]) or self.keys.get(path[:1]) or self._at(node)
+            raise _LimitExceeded(
+                Finding(
+                    "CFG012",
+                    Severity.ERROR,
+                    f"the file expands to more than {MAX_VALUES:,} values, the limit for a schedule file (every "
+                    "alias `*name` counts as a copy of what it names); use fewer or smaller aliases, or split the file",
+                    where,
+                )
             )
 
-    def scalar(self, node: ScalarNode) -> object:
+    def scalar(self, node: ScalarNode, path: ConfigPath) -> object:
         """The value of a scalar under the plain YAML tags; a finding (and its text) for anything else."""
-        self._visit(node)
+        self._visit(node, path)
         if node.tag not in _SCALAR_TAGS:
             self._error(
                 node,
@@ -412,7 +441,7 @@ class _Walker:
                     node,
                     f"{_short(value)} contains a NUL character (\\0), which PostgreSQL text cannot hold; remove it",
                 )
-            elif any("\ud800" <= c <= "\udfff" for c in value):
+            elif _SURROGATE.search(value):
                 self._error(
                     node,
                     f"{_short(value)} contains a lone UTF-16 surrogate, which is not Unicode text; write the "
@@ -422,15 +451,14 @@ class _Walker:
 
     def value(self, node: Node, path: ConfigPath) -> object:
         if isinstance(node, ScalarNode):
-            return self.scalar(node)
+            return self.scalar(node, path)
         if id(node) in self._stack:
             self._error(
                 node, "malformed YAML: an alias refers to a value that contains it; remove the recursion"
             )
             return None
-        self._visit(node)
-        self._stack.add(id(node))
-        try:
+        self._visit(node, path)
+        with self._inside(node):
             if isinstance(node, SequenceNode):
                 if node.tag != _SEQ_TAG:
                     self._unsupported_tag(node)
@@ -443,8 +471,6 @@ class _Walker:
                 if node.tag != _MAP_TAG:
                     self._unsupported_tag(node)
                 return self._mapping(node, path)
-        finally:
-            self._stack.discard(id(node))
         return None
 
     def _unsupported_tag(self, node: Node) -> None:
@@ -464,7 +490,7 @@ class _Walker:
             if not isinstance(key_node, ScalarNode):
                 self._error(key_node, "malformed YAML: a key must be a plain name, not a list or mapping")
                 continue
-            key: Any = self.scalar(key_node)
+            key: Any = self.scalar(key_node, path)
             child: ConfigPath = (*path, key)
             if key in result:
                 first = self.keys[child]
@@ -491,12 +517,9 @@ class _Walker:
                     source, "malformed YAML: `<<` merges a mapping that contains it; remove the recursion"
                 )
                 continue
-            self._visit(source)
-            self._stack.add(id(source))
-            try:
+            self._visit(source, path)
+            with self._inside(source):
                 merged = self._mapping(source, path)
-            finally:
-                self._stack.discard(id(source))
             for key, value in merged.items():
                 result.setdefault(key, value)
         return result

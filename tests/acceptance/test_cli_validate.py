@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.acceptance.cli import scheduler
+from tests.integration.pgboss.interop import node, to_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,3 +105,85 @@ def test_every_help_exits_0_with_an_example(tmp_path: Path, command: list[str]) 
     assert done.returncode == 0
     assert "example" in done.stdout
     assert "\n  scheduler " in done.stdout
+
+
+def _laughs(levels: int) -> str:
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "version: 1\n" + "\n".join(lines) + "\n"
+
+
+HOSTILE = {
+    "laughs.yaml": _laughs(8),
+    "deep.yaml": "x: " + "[" * 5000 + "]" * 5000 + "\n",
+    "date.yaml": "version: 1\nx: 2024-02-30\n",
+    "tag.yaml": "version: 1\nx: !!python/object/apply:os.system [echo]\n",
+    "zone.yaml": "version: 1\nschedules:\n  a:\n    cron: '0 * * * *'\n    timezone: America\n",
+    "inf.yaml": "version: 1\nschedules:\n  a:\n    cron: '0 * * * *'\n    stagger: { window: .inf }\n",
+    "name.yaml": 'version: 1\nschedules:\n  "a\\nforged.yaml:1:1: CFG000 error: \\e[2J":\n    cron: R * * * *\n',
+}
+
+
+def test_hostile_files_give_located_findings_and_exit_1(tmp_path: Path) -> None:
+    """Billion laughs, deep nesting, a bad date, an unsafe tag, a directory as time zone, an infinite window,
+    a name forging a line: every stdout line is `file:line:col: CODE error: ...`, exit 1, no traceback."""
+    for name, text in HOSTILE.items():
+        (tmp_path / name).write_text(text)
+
+    done = scheduler("validate", ".", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert all(re.match(r"^[a-z]+\.yaml:\d+:\d+: (CFG|SCH)\d{3} error: ", line) for line in lines), lines
+    assert {line.split(":")[0] for line in lines} == set(HOSTILE)
+    assert "\x1b" not in done.stdout
+    assert not any(line.startswith("forged.yaml") for line in lines)
+    assert any("laughs.yaml:" in line and "CFG012" in line and "200,000 values" in line for line in lines)
+
+
+def test_a_file_over_the_size_limit_is_refused_unparsed(tmp_path: Path) -> None:
+    """A 2 MiB file is one CFG012 at its first line; it is not parsed."""
+    (tmp_path / "big.yaml").write_text("version: 1\n" + "# padding\n" * 200_000)
+
+    done = scheduler("validate", "big.yaml", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "big.yaml:1:1: CFG012 error: the file is larger than 1 MiB, the limit for one schedule file; split it "
+        "into several files, or move large static cohorts into an SQL cohort"
+    ]
+
+
+def test_check_db_flags_a_keyless_fanout_into_a_live_key_strict_fifo_queue(
+    tmp_path: Path, queues_db: str
+) -> None:
+    """A queue declared `standard` that pg-boss created key_strict_fifo: `validate --check-db` says every fire
+    would fail (SCH105), where fire would otherwise be the first to find out."""
+    node(
+        "setup.mjs",
+        to_url(queues_db),
+        json.dumps([{"name": "strict-jobs", "options": {"policy": "key_strict_fifo"}}]),
+    )
+    (tmp_path / "s.yaml").write_text(
+        UNKNOWN_KEY.replace(
+            "generate-insight-post, backend: pgboss, policy: stately", "strict-jobs, backend: pgboss"
+        ).replace('    singelton_key: "x:{key}"\n', "")
+    )
+
+    done = scheduler(
+        "validate",
+        "--check-db",
+        "s.yaml",
+        cwd=tmp_path,
+        APP_DATABASE_URL=queues_db,
+        QUEUE_DATABASE_URL=queues_db,
+    )
+
+    assert done.returncode == 1
+    assert [line for line in done.stdout.splitlines() if " SCH105 " in line] == [
+        "s.yaml:8:3: SCH105 error: schedule 'a' fans out into queue 'q' (strict-jobs), whose live policy is "
+        "key_strict_fifo, which needs a singleton key on every job, but it has no singleton_key: pg-boss refuses "
+        'every job, so every fire fails; set `singleton_key: "a:{key}"`'
+    ]
+    assert "Traceback" not in done.stdout + done.stderr

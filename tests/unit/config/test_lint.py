@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scheduler.config import Finding, lint, load_config
+from scheduler.config.lint import live_key_findings
 
 if TYPE_CHECKING:
     from tests.unit.config.conftest import Load, Write
@@ -217,3 +218,43 @@ def test_sch007_unkeyed_fanout_into_singleton_queue_runs_one_at_a_time(load: Loa
         "policy singleton), which runs one job per singleton key at a time, but it has no singleton_key: "
         'the whole cohort runs one job at a time; set `singleton_key: "digest:{key}"`'
     ]
+
+
+STRICT = (
+    "databases:\n  app: { dsn_env: APP_DATABASE_URL }\n  queue: { dsn_env: QUEUE_DATABASE_URL }\n"
+    "queues:\n  strict: { name: strict-jobs, backend: pgboss, policy: key_strict_fifo }\n"
+    "schedules:\n  digest:\n    cron: '0 * * * *'\n    cohort: { sql: select 1 }\n    queue: strict\n"
+)
+
+
+def test_sch008_keyless_fanout_into_key_strict_fifo_fails_every_fire(load: Load) -> None:
+    """key_strict_fifo needs a singleton key on every job (pg-boss refuses the job): an error, not a surprise."""
+    loaded = load(STRICT, header=False)
+    assert codes(lint(loaded)) == [
+        f"{loaded.files[0]}:7:3: SCH008 error: schedule 'digest' fans out into queue 'strict' (strict-jobs), "
+        "with policy key_strict_fifo, which needs a singleton key on every job, but it has no singleton_key: "
+        'pg-boss refuses every job, so every fire fails; set `singleton_key: "digest:{key}"`'
+    ]
+
+
+def test_sch008_is_quiet_with_a_singleton_key(load: Load) -> None:
+    """Any singleton key satisfies key_strict_fifo (even one shared by every row: they then run in order)."""
+    assert lint(load(STRICT + "    singleton_key: 'digest:{key}'\n", header=False)) == []
+
+
+def test_live_key_findings_use_the_live_policy_when_it_differs(load: Load) -> None:
+    """SCH105: a queue declared `standard` that is key_strict_fifo in the live database fails the same way."""
+    loaded = load(STRICT.replace("policy: key_strict_fifo", "policy: standard"), header=False)
+    assert lint(loaded) == []
+    assert [f.code for f in live_key_findings(loaded, {"strict": "key_strict_fifo"})] == ["SCH105"]
+    assert (
+        "whose live policy is key_strict_fifo"
+        in live_key_findings(loaded, {"strict": "key_strict_fifo"})[0].message
+    )
+    assert live_key_findings(loaded, {"strict": "standard"}) == []
+
+
+def test_live_key_findings_leave_the_declared_policy_to_sch008(load: Load) -> None:
+    """When the live policy is the declared one, SCH008 already said it: no second finding."""
+    loaded = load(STRICT, header=False)
+    assert live_key_findings(loaded, {"strict": "key_strict_fifo"}) == []
