@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from scheduler.config.findings import (
     ConfigInvalid,
@@ -172,22 +174,20 @@ def _limit(file: Path, mark: Mark | None, message: str) -> _LimitExceeded:
     return _LimitExceeded(Finding("CFG012", Severity.ERROR, message, where))
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, composing at most `MAX_DEPTH` nested mappings and lists.
+class _DepthLimit(Composer):
+    """PyYAML's composer, composing at most `MAX_DEPTH` nested mappings and lists.
 
     The composer is recursive: without this bound a deep file would end in a RecursionError.
     """
 
-    def __init__(self, text: str, file: Path) -> None:
-        super().__init__(text)
-        self._file = file
-        self._depth = 0
+    _file: Path
+    _depth: int
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+                event = self.peek_event()  # type: ignore[attr-defined]
                 raise _limit(
                     self._file,
                     event.start_mark,
@@ -197,6 +197,52 @@ class _Loader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+class _Loader(_DepthLimit, yaml.SafeLoader):
+    """PyYAML's own scanner and parser: slower, and the source of the error messages findings quote."""
+
+    def __init__(self, text: str, file: Path) -> None:
+        yaml.SafeLoader.__init__(self, text)
+        self._file = file
+        self._depth = 0
+
+
+_FastLoader: type[_DepthLimit] | None = None
+if yaml.__with_libyaml__:  # pragma: no branch - the wheels ship libyaml
+    from yaml._yaml import CParser
+
+    class _LibyamlLoader(_DepthLimit, CParser, Resolver):
+        """libyaml's scanner and parser (several times faster) under the same Python composer and limits."""
+
+        def __init__(self, text: str, file: Path) -> None:
+            CParser.__init__(self, text)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+            self._file = file
+            self._depth = 0
+
+    _FastLoader = _LibyamlLoader
+
+
+def _compose(text: str, file: Path) -> Node | None:
+    """The file's node tree. libyaml parses when it is there; on a YAML error (or without libyaml), PyYAML
+    parses again, so that a finding quotes PyYAML's messages (the fix hints key on them)."""
+    if _FastLoader is not None:
+        fast: Any = _FastLoader(text, file)  # type: ignore[call-arg]
+        try:
+            node: Node | None = fast.get_single_node()
+        except yaml.YAMLError:
+            pass
+        else:
+            return node
+        finally:
+            fast.dispose()
+    loader = _Loader(text, file)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def _read(file: Path, findings: list[Finding]) -> str | None:
@@ -247,11 +293,9 @@ def _parse_file(file: Path, findings: list[Finding]) -> _Parsed | None:
     text = _read(file, findings)
     if text is None:
         return None
-    loader: _Loader | None = None
     walker = _Walker(file)
     try:
-        loader = _Loader(text, file)
-        node = loader.get_single_node()
+        node = _compose(text, file)
         data = walker.value(node, ()) if node is not None else None
     except _LimitExceeded as exc:
         findings.append(exc.finding)
@@ -272,9 +316,6 @@ def _parse_file(file: Path, findings: list[Finding]) -> _Parsed | None:
     except Exception as exc:  # a bug of ours or of PyYAML: still a finding, never a traceback
         findings.append(unexpected(exc, Location(file, 1, 1), "reading this file"))
         return None
-    finally:
-        if loader is not None:
-            loader.dispose()
     findings.extend(walker.findings)
     return _Parsed(file, data, walker.values, walker.keys)
 
