@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from scheduler.config import ConfigInvalid, Finding, Location, Severity, load_config
+from scheduler.config import loader as loader_module
 from scheduler.types import BackendKind
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.unit.config.conftest import Errors, Load, Write
 
 DIGEST = """\
@@ -191,3 +192,31 @@ def test_config_invalid_lists_every_finding(write: Write) -> None:
         "CFG005 error",
         "CFG007 error",
     ]
+
+
+def _shape(node: object) -> list[tuple[str, str, int, int, object]]:
+    """Every node of a tree, in order: kind, tag, line, column, and a scalar's text."""
+    out: list[tuple[str, str, int, int, object]] = []
+    stack = [node]
+    while stack:
+        one = stack.pop()
+        assert isinstance(one, yaml.Node)
+        value = one.value if isinstance(one, yaml.ScalarNode) else None
+        out.append((type(one).__name__, one.tag, one.start_mark.line, one.start_mark.column, value))
+        if isinstance(one, yaml.SequenceNode):
+            stack.extend(reversed(one.value))
+        elif isinstance(one, yaml.MappingNode):
+            stack.extend(child for pair in reversed(one.value) for child in reversed(pair))
+    return out
+
+
+def test_libyaml_and_pyyaml_compose_the_same_tree(tmp_path: Path) -> None:
+    """The fast path (libyaml's parser) gives the nodes, tags and positions PyYAML's own parser gives."""
+    assert loader_module._FastLoader is not None
+    schedules = Path(__file__).parents[3] / "schedules"
+    texts = [p.read_text() for p in sorted(schedules.glob("*.yaml"))]
+    texts.append("a: &x { b: 'é日本', c: [1, 2.5, ~, 2024-01-01] }\nd:\n  <<: *x\n  e: \"\\t\"\n")
+    for text in texts:
+        fast = loader_module._FastLoader(text, tmp_path)  # type: ignore[call-arg]
+        slow = loader_module._Loader(text, tmp_path)
+        assert _shape(fast.get_single_node()) == _shape(slow.get_single_node())
