@@ -93,8 +93,9 @@ def test_the_deadline_holds_against_a_statement_that_swallows_its_cancel(databas
     started = time.monotonic()
     with pytest.raises(CohortError, match=DEADLINE) as caught:
         read_all(database, "select stubborn() as key", limit=timedelta(seconds=1))
+    # The cause is the cut connection, or, on a loaded machine, a cancel that reached the function outside its
+    # handler (between two of its statements): either way the read ended at the deadline, not with the function.
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
-    assert not isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
     assert time.monotonic() - started < 10  # bounded: the function did not return first
 
 
