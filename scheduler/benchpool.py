@@ -43,6 +43,9 @@ from scheduler.backends.procrastinate.adapter import ProcrastinateBackend
 from scheduler.errors import SchedulerError
 from scheduler.types import Accepted, BackendKind, Batch, JobSpec, QueueRef
 
+DSN_ENV: Final = "QUEUE_DATABASE_URL"
+"""The environment variable bench-pool reads the queue database's DSN from when --dsn is not given."""
+
 if TYPE_CHECKING:
     from scheduler.backends.base import Backend
 
@@ -165,6 +168,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
         task=TASK_NAME if config.backend is BackendKind.PROCRASTINATE else None,
         schema=config.schema,
         create_missing=True,
+        dsn_env=DSN_ENV,
     )
     report = BenchReport(config=config, queue=queue.name)
     with _control(config.dsn, run_id) as control:
@@ -415,16 +419,11 @@ def _create_queue(conn: psycopg.Connection[Any], backend: Backend, queue: QueueR
         with conn.transaction():
             backend.ensure_queue(conn, queue)
     except SchedulerError as exc:
-        if queue.backend is BackendKind.PGBOSS:
-            fix = (
-                f"bench-pool needs pg-boss {PGBOSS_VERSION}'s schema in the target database: start pg-boss "
-                f"once against it (`await new PgBoss(dsn).start()`), or pass --dsn of a database where it runs."
-            )
-        else:
-            fix = (
-                "bench-pool needs procrastinate's schema in the target database: "
-                "`procrastinate schema --apply`, or pass --dsn of a database where it is applied."
-            )
+        system = f"pg-boss {PGBOSS_VERSION}" if queue.backend is BackendKind.PGBOSS else "procrastinate"
+        fix = (
+            f"bench-pool needs {system}'s schema in the target database: run the command above (with the "
+            f"DSN you pass to --dsn in ${DSN_ENV}), or pass --dsn of a database where it is installed."
+        )
         raise BenchSetupError(f"{exc}\n{fix}") from exc
 
 

@@ -434,7 +434,8 @@ def create_app_tables(uri: str) -> None:
 
 
 def apply_procrastinate_schema(uri: str) -> None:
-    """procrastinate's own schema, applied by procrastinate (what `procrastinate schema --apply` does)."""
+    """procrastinate's own schema, applied by procrastinate's schema manager (the SQL that
+    `procrastinate schema --read` prints; the CLI's `--apply` would need an app)."""
     import procrastinate
 
     app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=uri))

@@ -138,6 +138,15 @@ class QueueRef:
     schema: str | None = None
     """The schema holding the queue system's tables (pg-boss default `pgboss`; procrastinate: search_path)."""
     create_missing: bool = False
+    dsn_env: str | None = field(default=None, compare=False)
+    """The environment variable holding the queue database's DSN (from `databases:`), for the commands a
+    message suggests (`"$QUEUE_DATABASE_URL"`): its name only, never its value. Not part of the identity."""
+
+    def dsn_arg(self) -> str:
+        """The queue database's DSN as a shell argument in a suggested command: the variable, quoted."""
+        if self.dsn_env is None:
+            return f"<DSN of database {self.database!r}>"
+        return f'"${self.dsn_env}"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,12 @@ import os
 import sys
 from typing import Any
 
-from scheduler.benchpool import BenchConfig, BenchSetupError, format_table, run_bench
+from scheduler.benchpool import DSN_ENV, BenchConfig, BenchSetupError, format_table, run_bench
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, HelpFormatter
 from scheduler.commands.common import dump_json
 from scheduler.config.models import parse_duration
 from scheduler.types import BackendKind
 
-DSN_ENV = "QUEUE_DATABASE_URL"
 HELP = "measure a burst of concurrent single enqueues per pool size, against one bulk enqueue"
 DESCRIPTION = f"""\
 Reproduces the pool-exhaustion incident on your database and sizes a pool against it. For each --pool

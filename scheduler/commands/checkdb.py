@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from scheduler.backends.pgboss.adapter import create_queue_snippet
 from scheduler.config import Finding, Severity, queues_of
 from scheduler.config.lint import shared_slot_policy
 from scheduler.errors import ConfigError, SchedulerError
@@ -97,7 +98,8 @@ def read_queues(fanout: Fanout) -> tuple[dict[str, QueueInfo], list[Finding]]:
                                 "SCH102",
                                 Severity.ERROR,
                                 f"queue {ref.name!r} does not exist in database {database!r}; create it "
-                                "(pg-boss: boss.createQueue) or set `create_missing: true`",
+                                f"(pg-boss: `{create_queue_snippet(ref)}` in your worker) or set "
+                                "`create_missing: true` so the first fan-out creates it with its policy",
                                 qwhere,
                             )
                         )

@@ -500,6 +500,7 @@ def resolve_queue(config: Config, logical: str) -> QueueRef:
         task=queue.task,
         schema=queue.db_schema,
         create_missing=queue.create_missing,
+        dsn_env=database.dsn_env if (database := config.databases.get(queue.database)) else None,
     )
 
 

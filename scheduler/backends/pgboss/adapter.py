@@ -22,6 +22,7 @@ Which inserts a policy can refuse (research/pgboss.md §1–2). A new row is alw
 from __future__ import annotations
 
 import json
+import shlex
 import struct
 import sys
 import threading
@@ -115,18 +116,24 @@ class PgBossBackend:
             if found is None or not found[0]:
                 raise SchemaMismatch(
                     f'pg-boss is not installed in schema "{schema}" (no table "{schema}".version). '
-                    f"Start pg-boss {PGBOSS_VERSION} once against this database (`new PgBoss(dsn).start()` "
-                    f"creates its schema), or set the queue's `schema:` to the schema pg-boss uses."
+                    f"Create it with pg-boss's own CLI (Node >= 22.12): `{schema_command(queue)}`, "
+                    f"or set the queue's `schema:` to the schema pg-boss uses."
                 )
             rows = conn.execute(_query("schema_version_get", schema)).fetchall()
         versions = sorted({row[0] for row in rows}, key=str)
         if versions != [SCHEMA_VERSION]:
             shown = ", ".join(str(v) for v in versions) or "none"
+            older = all(isinstance(v, int) and v < SCHEMA_VERSION for v in versions) and bool(versions)
+            fix = (
+                f"Migrate it with pg-boss's own CLI (Node >= 22.12): `{schema_command(queue)}`, or point "
+                f"the queue at a schema on version {SCHEMA_VERSION}."
+                if older
+                else f"pg-boss does not migrate a schema back: point the queue at a schema on version "
+                f"{SCHEMA_VERSION}, or run a scheduler built for version {shown}."
+            )
             raise SchemaMismatch(
                 f'pg-boss schema version {shown} found in schema "{schema}"; this scheduler supports '
-                f"{SCHEMA_VERSION} (pg-boss {PGBOSS_VERSION}). Run pg-boss {PGBOSS_VERSION} once against "
-                f"this database so it migrates its schema, or point the queue at a schema on version "
-                f"{SCHEMA_VERSION}."
+                f"{SCHEMA_VERSION} (pg-boss {PGBOSS_VERSION}). {fix}"
             )
         return str(SCHEMA_VERSION)
 
@@ -160,7 +167,7 @@ class PgBossBackend:
         if not queue.create_missing:
             raise QueueMissing(
                 f'Queue "{queue.name}" (queue `{queue.logical}`) does not exist in pg-boss schema "{schema}". '
-                f"Create it with pg-boss (`boss.createQueue('{queue.name}', {{ policy: ... }})`), or set "
+                f"Create it with pg-boss (`{create_queue_snippet(queue)}`), or set "
                 f"`create_missing: true` on queue `{queue.logical}` so the scheduler creates it."
             )
         policy = queue.policy or "standard"
@@ -555,6 +562,20 @@ def _outcomes_if_copied(batch: Batch, prepared: _Prepared) -> tuple[Outcome, ...
 
 def _schema(queue: QueueRef) -> str:
     return queue.schema or DEFAULT_SCHEMA
+
+
+def schema_command(queue: QueueRef) -> str:
+    """The shell command that creates (or migrates to) pg-boss 12.38.0's schema of `queue`'s database:
+    pg-boss's own CLI, fetched by npx from the npm registry, the DSN read from its environment variable."""
+    command = f"npx --yes pg-boss@{PGBOSS_VERSION} migrate --connection-string {queue.dsn_arg()}"
+    if _schema(queue) != DEFAULT_SCHEMA:
+        command += f" --schema {shlex.quote(_schema(queue))}"
+    return command
+
+
+def create_queue_snippet(queue: QueueRef) -> str:
+    """pg-boss's own call that creates `queue` with its declared policy (in the app's worker code)."""
+    return f"await boss.createQueue({json.dumps(queue.name)}, {{ policy: {json.dumps(queue.policy or 'standard')} }})"
 
 
 def _query(name: str, schema: str) -> sql.Composed:

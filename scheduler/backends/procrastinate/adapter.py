@@ -30,6 +30,7 @@ the schema procrastinate lives in: each call points `search_path` at it and puts
 from __future__ import annotations
 
 import json
+import shlex
 import struct
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -121,8 +122,9 @@ class ProcrastinateBackend:
             probe = _fetch_one(conn, queue, "schema_probe", {})
         where = f"schema {queue.schema!r}" if queue.schema else "the connection's search_path"
         fix = (
-            "Create it with `procrastinate schema --apply` on an empty database, or apply the migrations "
-            "listed by `procrastinate schema --migrations-path` up to your procrastinate 3 version."
+            f"Create it with procrastinate's own CLI: `{schema_command(queue)}` (an empty schema), or "
+            "upgrade it with the migrations in the directory `procrastinate schema --migrations-path` prints, "
+            "up to your procrastinate 3 version."
         )
         if not probe["has_jobs"]:
             raise SchemaMismatch(
@@ -169,7 +171,7 @@ class ProcrastinateBackend:
             where = f"schema {queue.schema!r}" if queue.schema else "the connection's search_path"
             raise QueueMissing(
                 f"procrastinate queue {queue.name!r} ({queue.logical}): table procrastinate_jobs not found in "
-                f"{where}. Apply procrastinate's schema (`procrastinate schema --apply`) where the workers run."
+                f"{where}. Create it with procrastinate's own CLI: `{schema_command(queue)}`."
             )
         return info
 
@@ -561,6 +563,22 @@ def _holders(
 ) -> dict[str, tuple[str, str]]:
     rows = _fetch_all(conn, queue, name, {"queueing_locks": locks})
     return {r["queueing_lock"]: (str(r["id"]), r["status"]) for r in rows}
+
+
+def schema_command(queue: QueueRef) -> str:
+    """The shell command that creates procrastinate's schema for `queue`: procrastinate's own SQL
+    (`procrastinate schema --read` needs no app, unlike `--apply`), run by psql, which stops at the first
+    error; the DSN read from its environment variable. In a `schema:` of its own, that schema first."""
+    run = f"procrastinate schema --read | psql -v ON_ERROR_STOP=1 {queue.dsn_arg()}"
+    if queue.schema is None:
+        return run
+    ident = '"' + queue.schema.replace('"', '""') + '"'
+    create = shlex.quote(f"CREATE SCHEMA IF NOT EXISTS {ident}")
+    options = shlex.quote(f"-c search_path={ident}")
+    return (
+        f"psql -v ON_ERROR_STOP=1 {queue.dsn_arg()} -c {create} && procrastinate schema --read | "
+        f"PGOPTIONS={options} psql -v ON_ERROR_STOP=1 {queue.dsn_arg()}"
+    )
 
 
 @contextmanager

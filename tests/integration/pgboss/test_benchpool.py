@@ -149,7 +149,7 @@ def test_bench_pool_without_pgboss_schema_says_how_to_fix_it(
     assert out == ""
     assert 'pg-boss is not installed in schema "pgboss"' in err
     assert "bench-pool needs pg-boss 12.38.0's schema" in err
-    assert "PgBoss(dsn).start()" in err
+    assert '`npx --yes pg-boss@12.38.0 migrate --connection-string "$QUEUE_DATABASE_URL"`' in err
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT to_regnamespace('pgboss')").fetchone() == (None,)
 

@@ -50,7 +50,7 @@ def test_ensure_queue_refuses_a_missing_queue(
         backend.ensure_queue(conn, queue_ref("no-such-queue", policy="stately"))
     assert str(caught.value) == (
         'Queue "no-such-queue" (queue `no_such_queue`) does not exist in pg-boss schema "pgboss". '
-        "Create it with pg-boss (`boss.createQueue('no-such-queue', { policy: ... })`), or set "
+        'Create it with pg-boss (`await boss.createQueue("no-such-queue", { policy: "stately" })`), or set '
         "`create_missing: true` on queue `no_such_queue` so the scheduler creates it."
     )
 

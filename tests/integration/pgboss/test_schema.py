@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from scheduler.backends.pgboss import PgBossBackend
     from tests.conftest import MakeDatabase
 
-QUEUE = queue_ref(INCIDENT_QUEUE)
+QUEUE = replace(queue_ref(INCIDENT_QUEUE), dsn_env="QUEUE_DATABASE_URL")
+MIGRATE = 'npx --yes pg-boss@12.38.0 migrate --connection-string "$QUEUE_DATABASE_URL"'
 
 
 def test_check_schema_accepts_version_46(
@@ -33,8 +35,22 @@ def test_check_schema_rejects_another_version(
         backend.check_schema(conn, QUEUE)
     assert str(caught.value) == (
         'pg-boss schema version 45 found in schema "pgboss"; this scheduler supports 46 (pg-boss 12.38.0). '
-        "Run pg-boss 12.38.0 once against this database so it migrates its schema, or point the queue at a "
-        "schema on version 46."
+        f"Migrate it with pg-boss's own CLI (Node >= 22.12): `{MIGRATE}`, or point the queue at a schema on "
+        "version 46."
+    )
+
+
+def test_check_schema_refuses_a_newer_version_without_suggesting_a_migration(
+    conn: psycopg.Connection[tuple[object, ...]], backend: PgBossBackend
+) -> None:
+    """A schema on version 47 cannot be migrated back: the message says so instead of offering `migrate`."""
+    conn.execute("UPDATE pgboss.version SET version = 47")
+    with pytest.raises(SchemaMismatch) as caught:
+        backend.check_schema(conn, QUEUE)
+    assert str(caught.value) == (
+        'pg-boss schema version 47 found in schema "pgboss"; this scheduler supports 46 (pg-boss 12.38.0). '
+        "pg-boss does not migrate a schema back: point the queue at a schema on version 46, or run a "
+        "scheduler built for version 47."
     )
 
 
@@ -46,8 +62,8 @@ def test_check_schema_reports_pg_boss_not_installed(
         with pytest.raises(SchemaMismatch) as caught:
             backend.check_schema(conn, QUEUE)
         assert str(caught.value) == (
-            'pg-boss is not installed in schema "pgboss" (no table "pgboss".version). Start pg-boss 12.38.0 '
-            "once against this database (`new PgBoss(dsn).start()` creates its schema), or set the queue's "
-            "`schema:` to the schema pg-boss uses."
+            'pg-boss is not installed in schema "pgboss" (no table "pgboss".version). Create it with '
+            f"pg-boss's own CLI (Node >= 22.12): `{MIGRATE}`, or set the queue's `schema:` to the schema "
+            "pg-boss uses."
         )
         assert conn.execute("SELECT 1").fetchone() == (1,)

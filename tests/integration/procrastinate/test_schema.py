@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from scheduler.backends.procrastinate import ProcrastinateBackend
     from tests.conftest import MakeDatabase
 
+CREATE = "procrastinate schema --read | psql -v ON_ERROR_STOP=1 <DSN of database 'queue'>"
 FIX = (
-    "Create it with `procrastinate schema --apply` on an empty database, or apply the migrations listed by "
-    "`procrastinate schema --migrations-path` up to your procrastinate 3 version."
+    f"Create it with procrastinate's own CLI: `{CREATE}` (an empty schema), or upgrade it with the "
+    "migrations in the directory `procrastinate schema --migrations-path` prints, up to your procrastinate 3 "
+    "version."
 )
 
 
@@ -84,7 +86,7 @@ def test_ensure_queue_without_schema_raises_queue_missing(
         backend.ensure_queue(conn, QUEUE)
     assert str(caught.value) == (
         "procrastinate queue 'interop' (records): table procrastinate_jobs not found in the connection's "
-        "search_path. Apply procrastinate's schema (`procrastinate schema --apply`) where the workers run."
+        f"search_path. Create it with procrastinate's own CLI: `{CREATE}`."
     )
 
 
