@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 HELP = "show each schedule's recent ticks from the ledger, its next fire time and failures"
 DESCRIPTION = """\
 Reads the ledger in each queue database (read only) and prints, per enabled schedule, its next fire
-time and its most recent ticks: outcome (done, failed with the reason, skipped), counts, attempts and
-the replica that claimed it; then, per database, the live replicas of `scheduler run` (seen within
+time and its most recent ticks: outcome (done, failed with the reason, skipped), who fanned it out
+(BY: `scheduled`, the sidecar, or `manual`, `scheduler fire`), counts, attempts and the replica (or
+host) that claimed it; then, per database, the live replicas of `scheduler run` (seen within
 three catch-up polls): when the configuration each runs was loaded and, when its last reload failed,
 when and why (it keeps running the older configuration). Exit code 1 when a database cannot be read
 or a live replica's last reload failed.
 """
-COLUMNS = ("TICK", "OUTCOME", "ACCEPTED", "DROPPED", "ATTEMPTS", "REPLICA", "REASON")
+COLUMNS = ("TICK", "OUTCOME", "BY", "ACCEPTED", "DROPPED", "ATTEMPTS", "REPLICA", "REASON")
 EPILOG = """\
 examples:
   scheduler status schedules/
@@ -137,6 +138,7 @@ def _row_json(row: RecentTick) -> dict[str, Any]:
     return {
         "tick": row.tick.isoformat(),
         "outcome": row.outcome,
+        "fired_by": row.fired_by,
         "reason": row.reason,
         "replica": row.replica,
         "attempts": row.attempts,
@@ -164,6 +166,7 @@ def _print_tables(doc: dict[str, Any]) -> None:
             (
                 r["tick"],
                 r["outcome"],
+                r["fired_by"],
                 str(r["accepted"]),
                 str(r["dropped"]),
                 str(r["attempts"]),

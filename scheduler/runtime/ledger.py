@@ -8,6 +8,7 @@ is an argument: the runtime's clock, so tests can pin it); none commits unless i
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,23 @@ _REPLICA_VERSION = 4
 """The migration step that created the replica table."""
 
 
+class FiredBy(enum.Enum):
+    """Who fanned a tick out (the ledger's `fired_by`, from migration step 5)."""
+
+    SCHEDULED = "scheduled"
+    """The sidecar (`scheduler run`), at the tick or catching up."""
+    MANUAL = "manual"
+    """A person, with `scheduler fire`."""
+
+
+SIDECAR_CLAIMS: tuple[Outcome, ...] = (Outcome.FAILED,)
+"""The rows the sidecar claims over: a failed tick is retried; done and skipped ones are settled."""
+MANUAL_CLAIMS: tuple[Outcome, ...] = (Outcome.FAILED, Outcome.SKIPPED)
+"""The rows `scheduler fire` claims over: also a tick the sidecar skipped (too old, or by the catch-up
+policy), which never fanned out; a done tick only with `--force` (`ALL_CLAIMS`)."""
+ALL_CLAIMS: tuple[Outcome, ...] = (Outcome.FAILED, Outcome.SKIPPED, Outcome.DONE)
+
+
 @dataclass(frozen=True, slots=True)
 class RecentTick:
     """A ledger row as `scheduler status` shows it."""
@@ -72,6 +90,8 @@ class RecentTick:
     accepted: int
     dropped: int
     dropped_by_reason: Mapping[str, int]
+    fired_by: str = FiredBy.SCHEDULED.value
+    """`scheduled` (the sidecar) or `manual` (`scheduler fire`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +190,33 @@ class Ledger:
         return bool(row and row[0])
 
     def claim(
-        self, conn: psycopg.Connection[Any], schedule: str, tick: datetime, replica: str, now: datetime
+        self,
+        conn: psycopg.Connection[Any],
+        schedule: str,
+        tick: datetime,
+        replica: str,
+        now: datetime,
+        *,
+        fired_by: FiredBy = FiredBy.SCHEDULED,
+        over: Sequence[Outcome] = SIDECAR_CLAIMS,
     ) -> int | None:
-        """Claim the tick in the open transaction; the attempt number, or None when it is done or skipped."""
-        row = self._run(
-            conn, "tick_claim", {"schedule": schedule, "tick": tick, "replica": replica, "now": now}
-        ).fetchone()
+        """Claim the tick in the open transaction: a new row, or one whose outcome is in `over`. The attempt
+        number, or None when the tick has a row of another outcome (the sidecar: done or skipped)."""
+        params = {
+            "schedule": schedule,
+            "tick": tick,
+            "replica": replica,
+            "now": now,
+            "fired_by": fired_by.value,
+            "over": [o.value for o in over],
+        }
+        row = self._run(conn, "tick_claim", params).fetchone()
         return int(row[0]) if row else None
+
+    def get(self, conn: psycopg.Connection[Any], schedule: str, tick: datetime) -> RecentTick | None:
+        """The tick's row, or None when it has none (needs migration step 5)."""
+        row = self._run(conn, "tick_get", {"schedule": schedule, "tick": tick}).fetchone()
+        return RecentTick(*row) if row else None
 
     def finish(
         self,

@@ -73,15 +73,16 @@ LIMIT 1;
 SELECT horizon FROM {schema}.schedule_state WHERE schedule = %(schedule)s;
 
 -- name: tick_claim :one
--- Claim a tick for this transaction: a new row, or a failed one (a retry). A done or skipped tick returns
--- no row: the caller lost and writes nothing. Callers take `tick_lock` first, so this never waits behind
--- another replica's uncommitted claim of the same tick.
-INSERT INTO {schema}.tick AS t (schedule, tick, outcome, replica, attempts, started_at)
-VALUES (%(schedule)s, %(tick)s, 'done', %(replica)s, 1, %(now)s)
+-- Claim a tick for this transaction: a new row, or one whose outcome is in `over` (the sidecar: failed, a
+-- retry; `scheduler fire`: failed or skipped, and done too with --force). Any other row returns no row: the
+-- caller lost and writes nothing. Callers take `tick_lock` first, so this never waits behind another
+-- replica's uncommitted claim of the same tick.
+INSERT INTO {schema}.tick AS t (schedule, tick, outcome, replica, attempts, started_at, fired_by)
+VALUES (%(schedule)s, %(tick)s, 'done', %(replica)s, 1, %(now)s, %(fired_by)s)
 ON CONFLICT (schedule, tick) DO UPDATE
 SET outcome = 'done', reason = NULL, replica = excluded.replica, attempts = t.attempts + 1,
-    started_at = excluded.started_at, finished_at = NULL
-WHERE t.outcome = 'failed'
+    started_at = excluded.started_at, finished_at = NULL, fired_by = excluded.fired_by
+WHERE t.outcome = ANY (%(over)s::text[])
 RETURNING attempts;
 
 -- name: tick_fail :one
@@ -101,6 +102,13 @@ SET finished_at = %(now)s, accepted = %(accepted)s, dropped = %(dropped)s,
     dropped_by_reason = %(dropped_by_reason)s, duration_ms = %(duration_ms)s
 WHERE schedule = %(schedule)s AND tick = %(tick)s;
 
+-- name: tick_get :one
+-- One tick's row (why a claim lost: who fanned it out, when, with what counts).
+SELECT schedule, tick, outcome, reason, replica, attempts, started_at, finished_at, accepted, dropped,
+       dropped_by_reason, fired_by
+FROM {schema}.tick
+WHERE schedule = %(schedule)s AND tick = %(tick)s;
+
 -- name: tick_list_since :many
 -- A schedule's ledger rows from its horizon on, oldest first (what a catch-up decision reads).
 SELECT tick, outcome, attempts, finished_at
@@ -114,9 +122,11 @@ ORDER BY tick;
 SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0));
 
 -- name: tick_recent_many :many
--- The newest rows of each schedule, newest first (for `scheduler status`).
+-- The newest rows of each schedule, newest first (for `scheduler status`). `fired_by` is read through the
+-- row's JSON so a ledger before migration step 5 (no such column: every tick was the sidecar's) reads too:
+-- status never migrates.
 SELECT s.schedule, t.tick, t.outcome, t.reason, t.replica, t.attempts, t.started_at, t.finished_at,
-       t.accepted, t.dropped, t.dropped_by_reason
+       t.accepted, t.dropped, t.dropped_by_reason, coalesce(to_jsonb(t) ->> 'fired_by', 'scheduled')
 FROM unnest(%(schedules)s::text[]) AS s (schedule)
 CROSS JOIN LATERAL (
     SELECT * FROM {schema}.tick AS x WHERE x.schedule = s.schedule ORDER BY x.tick DESC LIMIT %(limit)s

@@ -59,3 +59,10 @@ CREATE TABLE {schema}.replica (
     reload_failed_at timestamptz,
     reload_error text
 );
+
+-- name: v0005_tick_fired_by :ddl
+-- Who fanned a tick out: the sidecar at its schedule ('scheduled') or a person with `scheduler fire`
+-- ('manual'), which claims the tick in this ledger like a replica does, so `scheduler status` shows it and
+-- neither can fan out an instant the other already did.
+ALTER TABLE {schema}.tick
+    ADD COLUMN fired_by text NOT NULL DEFAULT 'scheduled' CHECK (fired_by IN ('scheduled', 'manual'));

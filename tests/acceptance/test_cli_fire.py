@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from scheduler.runtime.catchup import SkipReason
+from scheduler.runtime.ledger import Ledger
 from tests.acceptance.cli import scheduler
 
 if TYPE_CHECKING:
@@ -73,8 +76,9 @@ def jobs(dsn: str, queue: str) -> int:
 
 def test_the_seed_incident_is_predicted_reported_and_fixed(tmp_path: Path, queues_db: str) -> None:
     """13 keyless jobs into a stately queue: --dry predicts 1 accepted and 12 policy_conflict, the real fire
-    reports exactly that with the accepted job as every drop's holder; with `insight:{key}` all 13 go in,
-    and firing the same tick again drops all 13, each naming the job holding its key."""
+    reports exactly that with the accepted job as every drop's holder; with `insight:{key}` all 13 go in
+    (--force: the ledger has the tick done), and firing the same tick again drops all 13, each naming the
+    job holding its key."""
     write(tmp_path)
 
     dry = fire(tmp_path, queues_db, "--dry", "--json")
@@ -97,8 +101,8 @@ def test_the_seed_incident_is_predicted_reported_and_fixed(tmp_path: Path, queue
     assert jobs(queues_db, "generate-insight-post") == 1
 
     write(tmp_path, extra='    singleton_key: "insight:{key}"\n')
-    keyed = report(fire(tmp_path, queues_db, "--json"))["queues"]["insights"]
-    again = fire(tmp_path, queues_db, "--json")
+    keyed = report(fire(tmp_path, queues_db, "--json", "--force"))["queues"]["insights"]
+    again = fire(tmp_path, queues_db, "--json", "--force")
 
     assert (keyed["accepted"], keyed["dropped"]) == (13, 0)
     holders = {j["key"]: j["job_id"] for j in keyed["accepted_jobs"]}
@@ -174,3 +178,105 @@ def test_expected_drops_log_fanout_enqueued_at_info(tmp_path: Path, queues_db: s
     [line] = log_events(done)
     assert (line["event"], line["level"]) == ("fanout_enqueued", "info")
     assert (line["accepted"], line["dropped"], line["dropped_by_reason"]) == (1, 12, {"policy_conflict": 12})
+
+
+def ledger_rows(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT tick, outcome, fired_by, attempts, accepted, dropped FROM scheduler.tick ORDER BY tick"
+        ).fetchall()
+
+
+def test_fire_claims_the_tick_in_the_ledger_and_refuses_it_twice(tmp_path: Path, queues_db: str) -> None:
+    """A fire is recorded in the ledger as `manual` with its counts, and `status` shows it; the same tick
+    again is refused in one line (exit 1, nothing enqueued) naming who fired it and --force; --force fans
+    it out again (the singleton keys refuse all 13) and counts a second attempt; --dry writes nothing."""
+    write(tmp_path, extra='    singleton_key: "insight:{key}"\n')
+
+    first = fire(tmp_path, queues_db)
+    refused = fire(tmp_path, queues_db)
+    predicted = fire(tmp_path, queues_db, "--dry")
+
+    assert first.returncode == 0, first.stderr
+    assert ledger_rows(queues_db)[0][1:] == ("done", "manual", 1, 13, 0)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    [line] = refused.stderr.splitlines()
+    assert "tick 2026-11-24T14:00:00+00:00 of schedule 'digest' was already fanned out (manual, by " in line
+    assert "13 accepted, 0 dropped); nothing enqueued. --force fans it out again" in line
+    assert predicted.returncode == 0
+    assert jobs(queues_db, "generate-insight-post") == 13
+
+    forced = report(fire(tmp_path, queues_db, "--force", "--json"))
+
+    assert (forced["accepted"], forced["dropped"]) == (0, 13)
+    assert ledger_rows(queues_db)[0][1:] == ("done", "manual", 2, 0, 13)
+    status = scheduler(
+        "status", "schedules.yaml", cwd=tmp_path, QUEUE_DATABASE_URL=queues_db, APP_DATABASE_URL=queues_db
+    )
+    assert status.returncode == 0, status.stderr
+    row = next(line.split() for line in status.stdout.splitlines() if line.strip().startswith("2026-11-24"))
+    assert row[:6] == ["2026-11-24T14:00:00+00:00", "done", "manual", "0", "13", "2"]
+
+
+def test_a_tick_the_sidecar_fanned_out_is_refused(tmp_path: Path, queues_db: str) -> None:
+    """A tick the ledger has as done by the sidecar: fire says so (scheduled, its replica, its counts) and
+    exits 1; the jobs stay the sidecar's."""
+    write(tmp_path, extra='    singleton_key: "insight:{key}"\n')
+    tick = datetime.fromisoformat(AT.replace("Z", "+00:00"))
+    with psycopg.connect(queues_db) as conn:
+        ledger = Ledger()
+        ledger.migrate(conn)
+        with conn.transaction():
+            ledger.claim(conn, "digest", tick, "replica-7", tick)
+
+    done = fire(tmp_path, queues_db)
+
+    assert done.returncode == 1
+    assert (
+        "was already fanned out (scheduled, by replica-7, at 2026-11-24T14:00:00+00:00: 0 accepted"
+        in done.stderr
+    )
+    assert jobs(queues_db, "generate-insight-post") == 0
+
+
+def test_a_tick_the_sidecar_skipped_is_fired_without_force(tmp_path: Path, queues_db: str) -> None:
+    """A skipped tick never fanned out: fire claims it (backfill), and the ledger row becomes manual, done."""
+    write(tmp_path, extra='    singleton_key: "insight:{key}"\n')
+    tick = datetime.fromisoformat(AT.replace("Z", "+00:00"))
+    with psycopg.connect(queues_db) as conn:
+        ledger = Ledger()
+        ledger.migrate(conn)
+        with conn.transaction():
+            ledger.skip_many(conn, "digest", [(tick, SkipReason.TOO_OLD)], "replica-7", tick)
+
+    done = fire(tmp_path, queues_db)
+
+    assert done.returncode == 0, done.stderr
+    assert ledger_rows(queues_db) == [(tick, "done", "manual", 1, 13, 0)]
+
+
+def test_a_tick_in_flight_elsewhere_is_refused_without_waiting(tmp_path: Path, queues_db: str) -> None:
+    """While another transaction holds the tick's lock (a replica fanning it out), fire exits 1 at once."""
+    write(tmp_path, extra='    singleton_key: "insight:{key}"\n')
+    tick = datetime.fromisoformat(AT.replace("Z", "+00:00"))
+    with psycopg.connect(queues_db) as conn:
+        ledger = Ledger()
+        ledger.migrate(conn)
+        with conn.transaction():
+            assert ledger.try_lock(conn, "digest", tick)
+            done = fire(tmp_path, queues_db)
+
+    assert done.returncode == 1
+    assert "is being fanned out right now" in done.stderr
+    assert ledger_rows(queues_db) == []
+
+
+def test_a_failed_fire_leaves_the_ledger_as_it_was(tmp_path: Path, queues_db: str) -> None:
+    """A missing queue: exit 1, and no ledger row (the claim rolled back with the jobs)."""
+    write(tmp_path, target="queue: nope")
+
+    done = fire(tmp_path, queues_db)
+
+    assert done.returncode == 1
+    assert ledger_rows(queues_db) == []

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from scheduler.cli import main
-from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+from scheduler.runtime.ledger import LATEST_VERSION, MANUAL_CLAIMS, FiredBy, Ledger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,7 +46,7 @@ def test_migrate_creates_then_reports_up_to_date(
     assert main(["migrate", path]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "queue: ledger scheduler migrated: 1 (ledger), 2 (reemit), 3 (reemit_kind), 4 (replica)",
+        "queue: ledger scheduler migrated: 1 (ledger), 2 (reemit), 3 (reemit_kind), 4 (replica), 5 (tick_fired_by)",
         f"queue: ledger scheduler is up to date (version {LATEST_VERSION})",
     ]
 
@@ -58,20 +58,37 @@ def test_status_lists_recent_ticks_and_failures(
     path = config(tmp_path, queue_dsn, monkeypatch)
     tick = datetime(2026, 3, 2, 10, tzinfo=UTC)
     later = datetime(2026, 3, 2, 11, tzinfo=UTC)
+    earlier = datetime(2026, 3, 2, 9, tzinfo=UTC)
     with psycopg.connect(queue_dsn) as conn:
         ledger = Ledger()
         ledger.migrate(conn)
         with conn.transaction():
             ledger.claim(conn, "hourly", tick, "r1", tick)
         ledger.fail(conn, "hourly", later, reason="boom", replica="r2", started_at=later, now=later)
+        with conn.transaction():
+            ledger.claim(conn, "hourly", earlier, "me", tick, fired_by=FiredBy.MANUAL, over=MANUAL_CLAIMS)
     assert main(["status", "--json", path]) == 0
     doc = json.loads(capsys.readouterr().out)["hourly"]
-    assert [(r["tick"], r["outcome"], r["reason"]) for r in doc["recent"]] == [
-        (later.isoformat(), "failed", "boom"),
-        (tick.isoformat(), "done", None),
+    assert [(r["tick"], r["outcome"], r["fired_by"], r["reason"]) for r in doc["recent"]] == [
+        (later.isoformat(), "failed", "scheduled", "boom"),
+        (tick.isoformat(), "done", "scheduled", None),
+        (earlier.isoformat(), "done", "manual", None),
     ]
     assert doc["failed"] == 1
     assert doc["next_fire"].endswith(":00:00+00:00")
+    assert main(["status", path]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == [
+        "TICK",
+        "OUTCOME",
+        "BY",
+        "ACCEPTED",
+        "DROPPED",
+        "ATTEMPTS",
+        "REPLICA",
+        "REASON",
+    ]
+    assert table[4].split() == [earlier.isoformat(), "done", "manual", "0", "0", "1", "me"]
 
 
 def test_status_without_ledger_says_to_migrate(

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from scheduler.runtime.catchup import Outcome, SkipReason
-from scheduler.runtime.ledger import LATEST_VERSION, Ledger
+from scheduler.runtime.ledger import ALL_CLAIMS, LATEST_VERSION, MANUAL_CLAIMS, FiredBy, Ledger
 
 TICK = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 NOW = TICK + timedelta(seconds=1)
@@ -170,3 +170,64 @@ def test_two_replicas_seeing_a_new_schedule_at_once_both_read_its_horizon(queue_
         first.close()
         second.close()
     assert results == [NOW]
+
+
+def test_a_manual_claim_takes_a_skipped_or_failed_tick_never_a_done_one(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """`scheduler fire`'s claim: a skipped tick (never fanned out) and a failed one are claimed as manual; a
+    done tick is refused unless the claim is over every outcome (--force), which counts one more attempt."""
+    ledger = migrated(conn)
+    done, skipped, failed = TICK, TICK + timedelta(hours=1), TICK + timedelta(hours=2)
+    with conn.transaction():
+        ledger.claim(conn, "s", done, "r1", NOW)
+        ledger.skip_many(conn, "s", [(skipped, SkipReason.TOO_OLD)], "r1", NOW)
+    ledger.fail(conn, "s", failed, reason="boom", replica="r1", started_at=NOW, now=NOW)
+
+    def manual(tick: datetime, over: tuple[Outcome, ...] = MANUAL_CLAIMS) -> int | None:
+        with conn.transaction():
+            return ledger.claim(conn, "s", tick, "me", NOW, fired_by=FiredBy.MANUAL, over=over)
+
+    assert (manual(done), manual(skipped), manual(failed)) == (None, 1, 2)
+    assert manual(done, ALL_CLAIMS) == 2
+    rows = {t: ledger.get(conn, "s", t) for t in (done, skipped, failed)}
+    assert {t: (r.outcome, r.fired_by, r.replica, r.reason) for t, r in rows.items() if r} == {
+        done: ("done", "manual", "me", None),
+        skipped: ("done", "manual", "me", None),
+        failed: ("done", "manual", "me", None),
+    }
+
+
+def test_the_sidecar_never_claims_a_tick_fired_by_hand(conn: psycopg.Connection[Any], queue_dsn: str) -> None:
+    """A tick claimed by `scheduler fire` is done: the replica that reaches it later loses its claim."""
+    ledger = migrated(conn)
+    with conn.transaction():
+        assert ledger.claim(conn, "s", TICK, "me", NOW, fired_by=FiredBy.MANUAL, over=MANUAL_CLAIMS) == 1
+    with psycopg.connect(queue_dsn) as other, other.transaction():
+        assert ledger.claim(other, "s", TICK, "r1", NOW) is None
+    row = ledger.get(conn, "s", TICK)
+    assert row is not None
+    assert (row.fired_by, row.replica) == ("manual", "me")
+
+
+def test_recent_reads_a_ledger_from_before_step_5_as_scheduled(conn: psycopg.Connection[Any]) -> None:
+    """`status` never migrates: on a ledger without `fired_by` every tick reads as the sidecar's."""
+    ledger = Ledger("old_ledger")
+    conn.execute("SET LOCAL client_min_messages = warning")
+    schema = psycopg.sql.Identifier("old_ledger")
+    conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(schema))
+    conn.execute(
+        psycopg.sql.SQL(
+            "CREATE TABLE {}.tick (schedule text, tick timestamptz, outcome text, reason text, replica text, "
+            "attempts integer, started_at timestamptz, finished_at timestamptz, accepted integer, "
+            "dropped integer, dropped_by_reason jsonb)"
+        ).format(schema)
+    )
+    conn.execute(
+        psycopg.sql.SQL(
+            "INSERT INTO {}.tick VALUES ('s', %s, 'done', NULL, 'r1', 1, %s, %s, 3, 0, '{{}}')"
+        ).format(schema),
+        (TICK, NOW, NOW),
+    )
+    [row] = ledger.recent(conn, ["s"], 5)
+    assert (row.tick, row.outcome, row.fired_by, row.accepted) == (TICK, "done", "scheduled", 3)
