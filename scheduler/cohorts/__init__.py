@@ -13,8 +13,10 @@ bounds the whole read, from the connection to the last row, including the time t
 fetches (the fan-out writes to the queue database while it streams): at the deadline the reader cancels the
 running statement and, a moment later, cuts the connection, which nothing in the query can lift; the
 server's `statement_timeout` and `idle_in_transaction_session_timeout` are set to it as well. Parameters are bound, never formatted: `%(tick)s`, `%(hour)s`,
-`%(minute)s`, `%(date)s`, `%(weekday)s`, `%(schedule)s` (and `%(stuck_after)s` for watchers). A literal
-`%` in the query is written `%%`.
+`%(minute)s`, `%(date)s`, `%(weekday)s`, `%(schedule)s` (watchers: `%(stuck_after)s`, `%(now)s`,
+`%(watcher)s`). psycopg reads every `%` of the query as a placeholder, so a literal `%` is written `%%`;
+a query it would refuse fails before connecting, with the position and the fix (`config.placeholders`,
+which `validate` reports as SCH009).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from psycopg import sql
 from psycopg.adapt import Buffer, Loader
 
 from scheduler.config.models import format_duration
+from scheduler.config.placeholders import problems, statement
 from scheduler.errors import CohortError
 from scheduler.sqlfile import load_queries
 from scheduler.types import JsonText, Row
@@ -132,6 +135,14 @@ def open_sql_cohort(
     the database's message, or naming the deadline; `where` (file:line, schedule) prefixes it.
     """
     prefix = f"{where}: " if where else ""
+    refused = problems(query, params.keys())
+    if refused:
+        # psycopg would raise this at every run (some of it as TypeError or UnicodeDecodeError).
+        first = refused[0]
+        raise CohortError(
+            f"{prefix}cohort query cannot run: at line {first.line}, column {first.column} of the query, "
+            f"{first.message}"
+        )
     deadline = _Deadline(statement_timeout, prefix)
     try:
         conn = psycopg.connect(
@@ -151,7 +162,7 @@ def open_sql_cohort(
         for json_type in ("json", "jsonb"):
             conn.adapters.register_loader(json_type, _JsonObjectTextLoader)
         # The user's query is configuration written by the operator, not a value: it is the statement.
-        user_sql = sql.SQL(query.strip().rstrip(";"))
+        user_sql = sql.SQL(statement(query))
         # Only the cohort's own statements are labelled "cohort query failed": an error raised by the
         # caller's code inside the `with` block (the queue database) passes through unchanged, and a
         # fetch error of the cohort is converted by `_stream` where it happens.

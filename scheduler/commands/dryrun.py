@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,14 @@ from scheduler.commands.common import (
 )
 from scheduler.config import Config, Finding, Severity, lint, queues_of, resolve_queue
 from scheduler.config.models import format_duration
+from scheduler.config.placeholders import COHORT_PARAMETERS, problems
 from scheduler.errors import SchedulerError
 from scheduler.fanout import Fanout, FanoutResult, PlanPreview, default_backends, plan_only, predict
 from scheduler.planning.ticks import ticks, wall_instant
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
     from scheduler.config import LoadedConfig
     from scheduler.types import QueueInfo
@@ -143,9 +146,15 @@ def run(args: argparse.Namespace) -> int:
                     loaded.locations.of(("schedules", name, "cohort", "sql")),
                 )
             )
+        # One failure per schedule, not one per tick: SQL that cannot run (SCH009) is not tried, and after
+        # a tick's cohort fails the schedule's later ticks are listed without being evaluated.
+        unevaluated = f"set {cohort_env}" if cohort_env else None
+        sql_text = schedule.cohort.sql
+        if unevaluated is None and sql_text is not None and problems(sql_text, COHORT_PARAMETERS):
+            unevaluated = "its SQL cannot run (SCH009 below)"
         for tick in ticks(schedule.cron, schedule.timezone, start, end):
-            if cohort_env:
-                entry["ticks"].append({"tick": tick.isoformat(), "skipped": f"set {cohort_env}"})
+            if unevaluated is not None:
+                entry["ticks"].append({"tick": tick.isoformat(), "skipped": unevaluated})
                 continue
             try:
                 result = _preview(fanout, name, tick, infos)
@@ -154,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                     Finding("SCH200", Severity.ERROR, str(exc), loaded.locations.of(("schedules", name)))
                 )
                 entry["ticks"].append({"tick": tick.isoformat(), "error": str(exc)})
+                unevaluated = f"the cohort failed at {tick.isoformat()} (SCH200 below)"
                 continue
             entry["ticks"].append(_tick_doc(loaded.config, result, tick, args.limit))
         doc["schedules"].append(entry)
@@ -271,6 +281,10 @@ def _whole_seconds(value: timedelta) -> timedelta:
     return timedelta(seconds=int(value.total_seconds()))
 
 
+def _skipped_for(reason: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda tick: bool(tick.get("skipped") == reason)
+
+
 def _print_text(doc: dict[str, Any], findings: list[Finding], predicted: bool) -> None:
     out = sys.stdout
     for entry in doc["schedules"]:
@@ -279,13 +293,21 @@ def _print_text(doc: dict[str, Any], findings: list[Finding], predicted: bool) -
             print(f"  no tick: {entry['note']}", file=out)
         elif not entry["ticks"]:
             print(f"  no tick between {entry['window'][0]} and {entry['window'][1]}", file=out)
-        for t in entry["ticks"]:
+        shown = entry["ticks"]
+        for i, t in enumerate(shown):
+            reason = t.get("skipped")
+            if reason is not None:
+                # A run of ticks not evaluated for one reason is one line (a `* * * * *` hour has 60).
+                if i and shown[i - 1].get("skipped") == reason:
+                    continue
+                run = [u["tick"] for u in itertools.takewhile(_skipped_for(reason), shown[i:])]
+                first, last = run[0], run[-1]
+                when = f"tick {first}" if len(run) == 1 else f"{len(run)} ticks {first} … {last}"
+                print(f"  {when}: cohort not evaluated: {reason}", file=out)
+                continue
             print(f"  tick {t['tick']}", file=out)
             if "error" in t:
                 print(f"    error: {t['error']}", file=out)
-                continue
-            if "skipped" in t:
-                print(f"    cohort not evaluated: {t['skipped']}", file=out)
                 continue
             print(f"    cohort: {t['cohort_size']} entities", file=out)
             if t["failure"]:

@@ -10,6 +10,7 @@
 | SCH005 | warning  | a static row whose `source` has no route in the schedule's lane (it falls to the default queue) |
 | SCH006 | warning  | a schedule whose queues live in a database other than the other schedules' (the tick ledger is claimed in the queue database, in the same transaction as the enqueue), or in several databases |
 | SCH008 | error    | a schedule without `singleton_key` into a pg-boss queue whose declared policy needs one on every job (`key_strict_fifo`): pg-boss refuses the enqueue, so every fire fails |
+| SCH009 | error    | cohort or watcher SQL with a `%` that psycopg refuses when it binds the parameters: a literal `%` not written `%%` (`LIKE 'a%'`), a `%(name)s` naming no parameter, a positional `%s` (`config.placeholders`); every run of the query would fail |
 | CFG010 | warning  | an alias whose target queue's real name is itself aliased (jobs would be moved onto a name that is moved again) |
 
 `validate --check-db` adds `live_key_findings` (SCH105): the same rule for the policy a queue has in the live
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.config.findings import Finding, Severity, sort_findings
 from scheduler.config.models import Schedule, format_duration
+from scheduler.config.placeholders import COHORT_PARAMETERS, WATCHER_PARAMETERS, problems
 from scheduler.config.validate import lane_queues, queues_of, resolve_queue
 from scheduler.planning.keys import is_per_entity
 from scheduler.planning.ticks import min_interval
@@ -32,6 +34,7 @@ from scheduler.types import BackendKind
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from scheduler.config.findings import ConfigPath
     from scheduler.config.loader import LoadedConfig
     from scheduler.types import QueueRef
 
@@ -69,6 +72,7 @@ def lint(loaded: LoadedConfig) -> list[Finding]:
     findings.extend(_sch006_split_databases(loaded))
     declared = {name: queue.policy for name, queue in loaded.config.queues.items()}
     findings.extend(keyless_into_key_required(loaded, declared, code="SCH008", live=False))
+    findings.extend(_sch009_placeholders(loaded))
     findings.extend(_cfg010_chained_aliases(loaded))
     return sort_findings(findings)
 
@@ -287,6 +291,36 @@ def keyless_into_key_required(
                     loaded.locations.of(("schedules", name)),
                 )
             )
+    return findings
+
+
+def _sch009_placeholders(loaded: LoadedConfig) -> list[Finding]:
+    queries: list[tuple[str, str, ConfigPath, tuple[str, ...]]] = [
+        (f"schedule {name!r}", schedule.cohort.sql, ("schedules", name, "cohort", "sql"), COHORT_PARAMETERS)
+        for name, schedule in loaded.config.schedules.items()
+        if schedule.cohort.sql is not None
+    ]
+    queries += [
+        (f"watcher {name!r}", watcher.sql, ("watchers", name, "sql"), WATCHER_PARAMETERS)
+        for name, watcher in loaded.config.watchers.items()
+        if watcher.sql is not None
+    ]
+    findings: list[Finding] = []
+    for owner, query, path, names in queries:
+        found = problems(query, names)
+        if not found:
+            continue
+        first = found[0]
+        more = f"; {len(found) - 1} more `%` in this query to fix" if len(found) > 1 else ""
+        findings.append(
+            Finding(
+                "SCH009",
+                Severity.ERROR,
+                f"{owner}: its SQL would fail at every run: at line {first.line}, column {first.column} of the "
+                f"query, {first.message}{more}",
+                loaded.locations.of(path),
+            )
+        )
     return findings
 
 

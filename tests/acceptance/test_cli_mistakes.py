@@ -146,3 +146,133 @@ def test_version(tmp_path: Path) -> None:
     name, number = result.stdout.split()
     assert name == "scheduler"
     assert number[0].isdigit()
+
+
+PERCENT = """\
+version: 1
+databases:
+  app: { dsn_env: APP_DATABASE_URL }
+  queue: { dsn_env: QUEUE_DATABASE_URL }
+queues:
+  work: { name: work, backend: procrastinate, database: queue, task: demo.work }
+schedules:
+  every-minute:
+    cron: "* * * * *"
+    cohort:
+      sql: select id as key from (values ('ab'), ('b')) as t(id) where id like 'a%'
+    queue: work
+    singleton_key: "m:{key}"
+watchers:
+  stuck:
+    sql: select 'x' as key where 100 % 7 = 2 and %(stuck_after)s > interval '0'
+    queue: work
+"""
+PERCENT_FIX = "write a literal `%` (LIKE 'a%', the modulo operator) as `%%`"
+
+
+@pytest.fixture
+def percent(tmp_path: Path) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(PERCENT)
+    return path
+
+
+def test_validate_finds_a_bare_percent_without_a_database(percent: Path, tmp_path: Path) -> None:
+    """`LIKE 'a%'` in a cohort and `100 % 7` in a watcher: psycopg would refuse both at every run. `validate`
+    (no database, no DSN) reports each at its `sql:` with the place in the query and the fix, exit 1."""
+    result = scheduler("validate", "s.yaml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "s.yaml:11:12: SCH009 error: schedule 'every-minute': its SQL would fail at every run: at line 1, "
+        f"column 71 of the query, `%'` is not a placeholder: parameters are bound into this query, so psycopg "
+        f"reads every `%` (in string literals and comments too); {PERCENT_FIX}",
+        "s.yaml:16:10: SCH009 error: watcher 'stuck': its SQL would fail at every run: at line 1, column 29 of "
+        "the query, `% ` is not a placeholder: parameters are bound into this query, so psycopg reads every "
+        f"`%` (in string literals and comments too); {PERCENT_FIX}",
+    ]
+
+
+def test_dry_run_reports_sql_that_cannot_run_once_not_per_tick(
+    percent: Path, tmp_path: Path, queues_db: str
+) -> None:
+    """A `* * * * *` schedule whose cohort SQL cannot run: its 60 ticks of the hour are one line, the problem
+    is one SCH009 finding (no SCH200 per tick), exit 1."""
+    result = scheduler(
+        "dry-run",
+        "--hour",
+        "3",
+        "--date",
+        "2026-03-02",
+        "s.yaml",
+        cwd=tmp_path,
+        APP_DATABASE_URL=queues_db,
+        QUEUE_DATABASE_URL=queues_db,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        "  60 ticks 2026-03-02T03:00:00+00:00 … 2026-03-02T03:59:00+00:00: cohort not evaluated: its SQL "
+        "cannot run (SCH009 below)"
+    ) in lines
+    assert [line.split(": ")[1] for line in lines if " SCH" in line] == ["SCH009 error", "SCH009 error"]
+    assert sum(PERCENT_FIX in line for line in lines) == 2  # the cohort's and the watcher's, once each
+
+
+def test_dry_run_reports_a_failing_cohort_once_per_schedule(tmp_path: Path, queues_db: str) -> None:
+    """A cohort that fails on the database (a missing table) at every tick of a `* * * * *` hour: one SCH200
+    finding and the error under the first tick; the other 59 ticks are one line, not evaluated."""
+    (tmp_path / "s.yaml").write_text(
+        PERCENT.replace("(values ('ab'), ('b')) as t(id) where id like 'a%'", "no_such_table")
+    )
+    result = scheduler(
+        "dry-run",
+        "--hour",
+        "3",
+        "--date",
+        "2026-03-02",
+        "--schedule",
+        "every-minute",
+        "s.yaml",
+        cwd=tmp_path,
+        APP_DATABASE_URL=queues_db,
+        QUEUE_DATABASE_URL=queues_db,
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert sum('relation "no_such_table" does not exist' in line for line in lines) == 2
+    assert sum(" SCH200 " in line for line in lines) == 1
+    assert (
+        "  59 ticks 2026-03-02T03:01:00+00:00 … 2026-03-02T03:59:00+00:00: cohort not evaluated: the cohort "
+        "failed at 2026-03-02T03:00:00+00:00 (SCH200 below)"
+    ) in lines
+
+
+@pytest.mark.parametrize(
+    "command", [["fire", "every-minute"], ["fire", "every-minute", "--dry"], ["watch", "stuck"]]
+)
+def test_fire_and_watch_say_in_one_line_how_to_write_the_percent(
+    command: list[str], percent: Path, tmp_path: Path, queues_db: str
+) -> None:
+    """`fire`, `fire --dry` and `watch` on SQL psycopg refuses: one line naming the schedule or watcher, the
+    place in the query and the fix, exit 1, before any connection to the app database."""
+    result = scheduler(
+        *command,
+        "--at" if command[0] == "fire" else "--now",
+        "2026-03-02T03:00:00Z",
+        "s.yaml",
+        cwd=tmp_path,
+        APP_DATABASE_URL="postgresql://root@127.0.0.1/sched_no_such_database",
+        QUEUE_DATABASE_URL=queues_db,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = _one_line_error(result.stderr, result.stdout)
+    assert PERCENT_FIX in line
+    assert "cohort query cannot run: at line 1, column" in line
+    assert "sched_no_such_database" not in line

@@ -258,3 +258,33 @@ def test_live_key_findings_leave_the_declared_policy_to_sch008(load: Load) -> No
     """When the live policy is the declared one, SCH008 already said it: no second finding."""
     loaded = load(STRICT, header=False)
     assert live_key_findings(loaded, {"strict": "key_strict_fifo"}) == []
+
+
+def test_sch009_a_percent_psycopg_refuses_in_cohort_or_watcher_sql(load: Load) -> None:
+    """A `LIKE 'a%'` in a cohort and a schedule's parameter in a watcher: each query is one SCH009 error at
+    its `sql:` value, naming the place in the query and the fix, whatever else the query holds."""
+    loaded = load(
+        "schedules:\n  digest:\n    cron: '0 * * * *'\n    cohort:\n      sql: |\n"
+        "        select id as key from org\n        where name like 'a%' or name like 'b%'\n"
+        "    queue: insights\n    singleton_key: 'd:{key}'\n"
+        "watchers:\n  stuck:\n    sql: select 1 as key where %(tick)s > now()\n    queue: plain\n"
+    )
+    assert codes(lint(loaded)) == [
+        f"{loaded.files[0]}:15:12: SCH009 error: schedule 'digest': its SQL would fail at every run: at line "
+        "2, column 19 of the query, `%'` is not a placeholder: parameters are bound into this query, so "
+        "psycopg reads every `%` (in string literals and comments too); write a literal `%` (LIKE 'a%', the "
+        "modulo operator) as `%%`; 1 more `%` in this query to fix",
+        f"{loaded.files[0]}:22:10: SCH009 error: watcher 'stuck': its SQL would fail at every run: at line "
+        "1, column 23 of the query, `%(tick)s` names no parameter this query is given: use one of "
+        "%(stuck_after)s, %(now)s, %(watcher)s (or `%%` for a literal `%`)",
+    ]
+
+
+def test_sch009_doubled_percent_and_bound_parameters_lint_clean(load: Load) -> None:
+    """`%%` and the cohort's own parameters are what psycopg expects: no finding."""
+    loaded = load(
+        "schedules:\n  digest:\n    cron: '0 * * * *'\n    cohort:\n"
+        "      sql: select id as key from org where name like 'a%%' and h = %(hour)s and %(tick)s > now()\n"
+        "    queue: insights\n    singleton_key: 'd:{key}'\n"
+    )
+    assert lint(loaded) == []
