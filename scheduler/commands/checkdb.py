@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from scheduler.backends.pgboss.adapter import create_queue_snippet
-from scheduler.config import Finding, Severity, queues_of
+from scheduler.config import Finding, Severity, queues_of, resolve_queue
 from scheduler.config.lint import shared_slot_policy
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.planning.keys import is_per_entity
@@ -47,8 +47,6 @@ def read_queues(fanout: Fanout) -> tuple[dict[str, QueueInfo], list[Finding]]:
     infos: dict[str, QueueInfo] = {}
     findings: list[Finding] = []
     by_db: dict[str, list[QueueRef]] = {}
-    from scheduler.config import resolve_queue
-
     for logical in config.queues:
         ref = resolve_queue(config, logical)
         by_db.setdefault(ref.database, []).append(ref)
@@ -116,10 +114,12 @@ def read_queues(fanout: Fanout) -> tuple[dict[str, QueueInfo], list[Finding]]:
     return infos, findings
 
 
-def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Finding]:
-    """SCH104: a fan-out whose rows share one singleton key (or none) into a live one-per-key queue."""
+def live_shared_slots(fanout: Fanout, infos: dict[str, QueueInfo]) -> dict[tuple[str, str], str]:
+    """(schedule, logical queue) → live policy, for each fan-out whose rows share one singleton key (or none)
+    into an existing queue whose live policy keeps one job per key: what SCH104 reports. `lint`'s SCH001
+    leaves these pairs to it (`live_checked`), so one problem is reported once, with the live policy."""
     config = fanout.loaded.config
-    findings: list[Finding] = []
+    found: dict[tuple[str, str], str] = {}
     for name, schedule in config.schedules.items():
         if is_per_entity(schedule.singleton_key):
             continue
@@ -128,23 +128,33 @@ def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Fi
             if info is None or not info.exists:
                 continue
             policy = shared_slot_policy(ref.backend, info.policy, schedule.singleton_key)
-            if policy is None:
-                continue
-            if schedule.cohort.static is not None:
-                n = len(schedule.cohort.static)
-                size = f"{n - 1} of its {n} entities" if n > 1 else "nothing now, but every second entity"
-            else:
-                size = "all but one entity of every tick"
-            findings.append(
-                Finding(
-                    "SCH104",
-                    Severity.ERROR,
-                    f"schedule {name!r} fans out into queue {ref.name!r}, whose live policy is {policy}, "
-                    f"with {'no singleton key' if schedule.singleton_key is None else 'the same singleton key for every row'}: "
-                    f"{size} would be dropped; {singleton_fix(name)}",
-                    fanout.loaded.locations.of(("schedules", name)),
-                )
+            if policy is not None:
+                found[(name, ref.logical)] = policy
+    return found
+
+
+def live_policy_findings(fanout: Fanout, infos: dict[str, QueueInfo]) -> list[Finding]:
+    """SCH104: a fan-out whose rows share one singleton key (or none) into a live one-per-key queue."""
+    config = fanout.loaded.config
+    findings: list[Finding] = []
+    for (name, logical), policy in live_shared_slots(fanout, infos).items():
+        schedule = config.schedules[name]
+        ref = resolve_queue(config, logical)
+        if schedule.cohort.static is not None:
+            n = len(schedule.cohort.static)
+            size = f"{n - 1} of its {n} entities" if n > 1 else "nothing now, but every second entity"
+        else:
+            size = "all but one entity of every tick"
+        findings.append(
+            Finding(
+                "SCH104",
+                Severity.ERROR,
+                f"schedule {name!r} fans out into queue {ref.name!r}, whose live policy is {policy}, "
+                f"with {'no singleton key' if schedule.singleton_key is None else 'the same singleton key for every row'}: "
+                f"{size} would be dropped; {singleton_fix(name)}",
+                fanout.loaded.locations.of(("schedules", name)),
             )
+        )
     return findings
 
 

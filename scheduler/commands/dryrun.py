@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.checkdb import live_policy_findings, read_queues
+from scheduler.commands.checkdb import live_policy_findings, live_shared_slots, read_queues
 from scheduler.commands.common import (
     add_paths,
     date_arg,
@@ -110,8 +110,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_FINDINGS
 
-    findings: list[Finding] = [f for f in lint(loaded) if _concerns(f, loaded, names)]
     infos, db_findings = _live_queues(fanout, names)
+    # SCH001 is not repeated where SCH104 reports the same schedule and queue with its live policy.
+    live_checked = live_shared_slots(fanout, infos) if infos is not None else {}
+    findings: list[Finding] = [
+        f for f in lint(loaded, live_checked=live_checked) if _concerns(f, loaded, names)
+    ]
     findings += db_findings
     if infos is not None:
         findings += [f for f in live_policy_findings(fanout, infos) if _concerns(f, loaded, names)]

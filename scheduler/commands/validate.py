@@ -8,7 +8,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
-from scheduler.commands.checkdb import live_policy_findings, read_queues, reader_role_findings
+from scheduler.commands.checkdb import (
+    live_policy_findings,
+    live_shared_slots,
+    read_queues,
+    reader_role_findings,
+)
 from scheduler.commands.common import (
     add_paths,
     config_paths,
@@ -74,9 +79,14 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # load_config raises only ConfigInvalid; a bug still ends as a finding
         findings = [unexpected(exc, None, "loading the schedule files")]
     else:
-        findings = _checked(lambda: lint(loaded), "linting the schedule files")
-    if loaded is not None and args.check_db:
-        findings += _checked(lambda: _check_db(loaded), "checking the live queue databases")
+        db_findings: list[Finding] = []
+        live_checked: set[tuple[str, str]] = set()
+        if args.check_db:
+            db_findings = _checked(
+                lambda: _check_db(loaded, live_checked), "checking the live queue databases"
+            )
+        findings = _checked(lambda: lint(loaded, live_checked=live_checked), "linting the schedule files")
+        findings += db_findings
     if args.json:
         dump_json([finding_json(f) for f in findings])
     else:
@@ -89,9 +99,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if has_errors(findings) else EXIT_OK
 
 
-def _check_db(loaded: LoadedConfig) -> list[Finding]:
+def _check_db(loaded: LoadedConfig, live_checked: set[tuple[str, str]]) -> list[Finding]:
+    """The live checks' findings; adds to `live_checked` the (schedule, queue) pairs SCH104 reports, which
+    `lint` then leaves out of SCH001 (one problem, one finding: the one with the live policy)."""
     fanout = Fanout(loaded, os.environ, default_backends())
     infos, db_findings = read_queues(fanout)
+    live_checked.update(live_shared_slots(fanout, infos))
     live = {logical: info.policy for logical, info in infos.items() if info.exists}
     return (
         db_findings

@@ -14,7 +14,8 @@
 | CFG010 | warning  | an alias whose target queue's real name is itself aliased (jobs would be moved onto a name that is moved again) |
 
 `validate --check-db` adds `live_key_findings` (SCH105): the same rule for the policy a queue has in the live
-database, when it differs from the declared one.
+database, when it differs from the declared one. Its SCH104 is SCH001 for the live policy: where both would
+report the same schedule and queue, only SCH104 is reported (`lint(..., live_checked=...)`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scheduler.planning.ticks import min_interval
 from scheduler.types import BackendKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from scheduler.config.findings import ConfigPath
     from scheduler.config.loader import LoadedConfig
@@ -61,10 +62,14 @@ def shared_slot_policy(backend: BackendKind, policy: str | None, singleton_key: 
     return policy if policy in DROPPING_POLICIES else None
 
 
-def lint(loaded: LoadedConfig) -> list[Finding]:
-    """Every lint finding of a loaded configuration, in file order."""
+def lint(loaded: LoadedConfig, *, live_checked: Collection[tuple[str, str]] = ()) -> list[Finding]:
+    """Every lint finding of a loaded configuration, in file order.
+
+    `live_checked`: (schedule, logical queue) pairs whose shared slot the live check already reports, with
+    the live policy (`commands.checkdb.live_shared_slots`, SCH104); SCH001 is not repeated for them.
+    """
     findings: list[Finding] = []
-    findings.extend(_sch001_one_per_key(loaded))
+    findings.extend(_sch001_one_per_key(loaded, frozenset(live_checked)))
     findings.extend(_sch002_stagger_gap(loaded))
     findings.extend(_sch003_static_duplicates(loaded))
     findings.extend(_sch004_mixed_lanes(loaded))
@@ -88,7 +93,7 @@ def _rows_per_queue(loaded: LoadedConfig, schedule: Schedule) -> Counter[str] | 
     return Counter(lane.routes.get(row.source or "", lane.default) for row in rows)
 
 
-def _sch001_one_per_key(loaded: LoadedConfig) -> list[Finding]:
+def _sch001_one_per_key(loaded: LoadedConfig, live_checked: frozenset[tuple[str, str]]) -> list[Finding]:
     findings: list[Finding] = []
     for name, schedule in loaded.config.schedules.items():
         if is_per_entity(schedule.singleton_key):
@@ -102,6 +107,8 @@ def _sch001_one_per_key(loaded: LoadedConfig) -> list[Finding]:
         for queue in queues_of(loaded.config, schedule):
             if counts is not None and counts[queue.logical] <= 1:
                 continue  # at most one static row in this queue: nothing collides within a tick
+            if (name, queue.logical) in live_checked:
+                continue  # SCH104 says it, with the policy the live queue has
             where = loaded.locations.of(("schedules", name, "singleton_key"))
             fix = f'set `singleton_key: "{name}:{{key}}"`'
             policy = shared_slot_policy(queue.backend, queue.policy, schedule.singleton_key)

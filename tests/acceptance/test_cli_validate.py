@@ -85,6 +85,36 @@ def test_check_db_flags_a_keyless_fanout_into_a_live_stately_queue(tmp_path: Pat
     assert "Traceback" not in done.stdout + done.stderr
 
 
+KEYLESS_TWO_QUEUES = KEYLESS_INTO_STATELY.replace(
+    "  q: { name: generate-insight-post, backend: pgboss, policy: stately }\n",
+    "  q: { name: generate-insight-post, backend: pgboss, policy: stately }\n"
+    "  later: { name: not-created-yet, backend: pgboss, policy: stately, create_missing: true }\n",
+) + ('  b:\n    cron: "0 * * * *"\n    cohort: { static: [ { key: a }, { key: b } ] }\n    queue: later\n')
+
+
+def test_check_db_reports_a_shared_slot_once_with_its_live_policy(tmp_path: Path, queues_db: str) -> None:
+    """A keyless fan-out into a queue declared stately is SCH001 without --check-db; with it, where the live
+    queue is stately too, the one problem is one finding, SCH104 (the live policy), not SCH001 as well.
+    Into a queue that does not exist yet there is no live policy: SCH001 stays."""
+    (tmp_path / "s.yaml").write_text(KEYLESS_TWO_QUEUES)
+    env = {"APP_DATABASE_URL": queues_db, "QUEUE_DATABASE_URL": queues_db}
+
+    static = scheduler("validate", "s.yaml", cwd=tmp_path, **env)
+    live = scheduler("validate", "--check-db", "s.yaml", cwd=tmp_path, **env)
+
+    def codes(out: str) -> list[tuple[str, str]]:
+        return [
+            (line.split(": ")[1].split()[0], line.split("schedule ")[1][:3])
+            for line in out.splitlines()
+            if " SCH00" in line or " SCH104 " in line
+        ]
+
+    assert static.returncode == live.returncode == 1
+    assert codes(static.stdout) == [("SCH001", "'a'"), ("SCH001", "'b'")]
+    assert codes(live.stdout) == [("SCH001", "'b'"), ("SCH104", "'a'")]
+    assert "Traceback" not in static.stderr + live.stderr
+
+
 def test_a_usage_error_exits_2(tmp_path: Path) -> None:
     """`dry-run` without --hour is a usage error: exit 2 and argparse's message naming --hour."""
     done = scheduler("dry-run", cwd=tmp_path)

@@ -288,3 +288,17 @@ def test_sch009_doubled_percent_and_bound_parameters_lint_clean(load: Load) -> N
         "    queue: insights\n    singleton_key: 'd:{key}'\n"
     )
     assert lint(loaded) == []
+
+
+def test_sch001_leaves_a_pair_the_live_check_reports_to_it(load: Load) -> None:
+    """`live_checked` (the pairs SCH104 reports with the live policy) drops SCH001 for that schedule and
+    queue only: the same schedule into another queue keeps its SCH001."""
+    loaded = load(
+        f"schedules:\n  digest:\n    cron: '0 * * * *'\n    cohort: {{ static: {static_rows(3)} }}\n"
+        "    queue: insights\n"
+        f"  other:\n    cron: '0 * * * *'\n    cohort: {{ static: {static_rows(3)} }}\n    queue: insights\n"
+    )
+    assert [f.code for f in lint(loaded)] == ["SCH001", "SCH001"]
+    [left] = lint(loaded, live_checked={("digest", "insights"), ("digest", "plain")})
+    assert left.code == "SCH001"
+    assert "schedule 'other'" in left.message
