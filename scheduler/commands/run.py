@@ -15,8 +15,13 @@ from pydantic import ValidationError
 
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, HelpFormatter
 from scheduler.commands.common import DEFAULT_PATHS, add_paths
+from scheduler.commands.failures import oneline
+from scheduler.config import load_config
+from scheduler.config.validate import resolve_dsn
+from scheduler.errors import ConfigError
 from scheduler.observe.log import configure, event
 from scheduler.observe.metrics import Metrics
+from scheduler.runtime.databases import ledger_databases
 from scheduler.runtime.health import CachedCheck, HealthServer
 from scheduler.runtime.sentry import init_sentry
 from scheduler.runtime.service import Service
@@ -24,6 +29,7 @@ from scheduler.runtime.settings import Clock, Settings, settings_help
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
     from types import FrameType
 
 HELP = "run the schedules: fan out every tick exactly once, across replicas and restarts"
@@ -42,7 +48,9 @@ under checks.config (still 200: the old configuration is valid and running) and 
 shows it per replica. A reload that would leave no enabled schedule while some run (an emptied file or
 directory) is refused the same way unless SCHEDULER_ALLOW_EMPTY_RELOAD=true. A queue database that
 is down does not refuse a reload (its passes retry; /readyz reports it). Invalid files at start:
-exit 1 with the findings. SIGTERM lets the tick in flight finish (up to the grace period) and exits 0
+exit 1 with the findings; a DSN variable not set (for the ledger's database, or one a cohort or
+watcher reads) or a health port in use: exit 1 with one line naming the fix, before any database
+is touched. SIGTERM lets the tick in flight finish (up to the grace period) and exits 0
 (1 when the grace period ran out).
 
 HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated: checked by one background
@@ -68,6 +76,29 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=run)
 
 
+def _unset_dsn(paths: list[Path], environ: Mapping[str, str]) -> str | None:
+    """Why `run` cannot start when a database it needs has no DSN in the environment (the ledger's, or one
+    that an enabled schedule's cohort or a watcher reads): the variable and how to set it, else None. The
+    environment cannot change under a running process, so this is refused at start rather than failing every
+    tick. Invalid files give None: the service's load reports them, each finding at its place."""
+    try:
+        config = load_config(paths).config
+        needed = set(ledger_databases(config))
+    except Exception:  # the service loads again and logs each finding, or the failure, its own way
+        return None
+    needed |= {s.cohort.database for s in config.schedules.values() if s.enabled and s.cohort.sql is not None}
+    needed |= {w.database for w in config.watchers.values() if w.sql is not None}
+    unset: list[str] = []
+    for database in sorted(needed):
+        try:
+            resolve_dsn(config, database, environ)
+        except ConfigError as exc:
+            unset.append(oneline(exc))
+    if not unset:
+        return None
+    return unset[0] + (f" ({len(unset) - 1} more database(s) without a DSN)" if len(unset) > 1 else "")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
@@ -79,18 +110,30 @@ def run(args: argparse.Namespace) -> int:
     init_sentry(settings)
     metrics = Metrics()
     clock = Clock(settings.test_clock_speed, settings.test_clock_anchor)
+    unset = _unset_dsn(paths, os.environ)
+    if unset is not None:
+        # A mistake of the environment, not of the files: one line that names the variable, before anything
+        # is loaded or migrated (the files' own findings are the service's to log, below).
+        event(logger, logging.ERROR, "run_aborted", reason=unset)
+        return EXIT_FINDINGS
     service = Service(settings, paths, logger=logger, metrics=metrics, clock=clock, environ=os.environ)
+    checks = CachedCheck(service.database_checks, settings.readiness_interval.total_seconds(), logger)
+    try:
+        # Bound first (it serves once started below): a port in use stops the start before any ledger work.
+        health = HealthServer(
+            settings.health_host,
+            settings.health_port,
+            lambda: service.readiness(checks.latest()),
+            metrics,
+            logger,
+        )
+    except OSError as exc:
+        event(logger, logging.ERROR, "run_aborted", reason=oneline(exc))
+        return EXIT_FINDINGS
     if not service.load():
+        health.stop()
         event(logger, logging.ERROR, "run_aborted", reason="the schedule files are invalid")
         return EXIT_FINDINGS
-    checks = CachedCheck(service.database_checks, settings.readiness_interval.total_seconds(), logger)
-    health = HealthServer(
-        settings.health_host,
-        settings.health_port,
-        lambda: service.readiness(checks.latest()),
-        metrics,
-        logger,
-    )
     checks.start()
     health.start()
     stop = threading.Event()

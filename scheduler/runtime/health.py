@@ -126,9 +126,12 @@ class HealthServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        started = self._thread.is_alive()  # shutdown() would wait for a serve_forever that never started
+        if started:
+            self._server.shutdown()
         self._server.server_close()
-        self._thread.join(timeout=5)
+        if started:
+            self._thread.join(timeout=5)
 
 
 def _handler(readiness: Readiness, metrics: Metrics, logger: logging.Logger) -> type[BaseHTTPRequestHandler]:

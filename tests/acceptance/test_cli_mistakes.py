@@ -276,3 +276,38 @@ def test_fire_and_watch_say_in_one_line_how_to_write_the_percent(
     assert PERCENT_FIX in line
     assert "cohort query cannot run: at line 1, column" in line
     assert "sched_no_such_database" not in line
+
+
+def test_run_with_a_dsn_unset_is_one_line_naming_the_variable(config: Path, tmp_path: Path) -> None:
+    """`scheduler run` without the DSN variables its files name: one line saying which variable to set and
+    how, exit 1, before anything is loaded into a database or served."""
+    result = scheduler("run", str(config), cwd=tmp_path, QUEUE_DATABASE_URL="postgresql://root@127.0.0.1/x")
+
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr, result.stdout)
+    assert "run_aborted" in line
+    assert "APP_DATABASE_URL, which is not set or empty; set it, e.g. APP_DATABASE_URL=postgresql://" in line
+
+
+def test_run_with_the_health_port_taken_is_one_line_naming_the_fix(config: Path, tmp_path: Path) -> None:
+    """`scheduler run` whose health port another process listens on: one line naming SCHEDULER_HEALTH_PORT,
+    exit 1, before the ledger is touched (the DSNs point at a database that does not exist)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = scheduler(
+            "run",
+            str(config),
+            cwd=tmp_path,
+            APP_DATABASE_URL="postgresql://root@127.0.0.1/sched_no_such_database",
+            QUEUE_DATABASE_URL="postgresql://root@127.0.0.1/sched_no_such_database",
+            SCHEDULER_HEALTH_HOST="127.0.0.1",
+            SCHEDULER_HEALTH_PORT=str(port),
+        )
+
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr, result.stdout)
+    assert "run_aborted" in line
+    assert "the health port is already in use by another process" in line
+    assert "set SCHEDULER_HEALTH_PORT to a free port" in line
