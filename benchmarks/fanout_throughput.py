@@ -52,7 +52,7 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 INTEROP = REPO / "tests" / "interop"
 sys.path.insert(0, str(REPO))  # the pinned-Node helper lives with the pg-boss scripts it runs
-from tests.interop.nodejs import NodeMissing, node_binary  # noqa: E402
+from tests.interop.nodejs import NodeMissing, node_binary  # noqa: E402 -- importable only after the sys.path line above
 
 QUEUE = "bench-insights"
 SMALL = 10_000

@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("schedule", metavar="SCHEDULE", help="the schedule's name")
     p.add_argument(
-        "--at", type=instant_arg, help="tick instant, ISO 8601 with offset (e.g. 2026-11-24T14:00:00Z)"
+        "--at",
+        type=instant_arg,
+        help="tick instant, ISO 8601 with offset (e.g. 2026-11-24T14:00:00Z); without it, the latest tick at or before now, not the next one or the hour dry-run showed",
     )
     p.add_argument("--dry", action="store_true", help="predict the report; write nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON, with every dropped key")

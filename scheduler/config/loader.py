@@ -187,7 +187,7 @@ class _DepthLimit(Composer):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[attr-defined]
+                event = self.peek_event()  # type: ignore[attr-defined]  # a Parser method: every subclass mixes one in (SafeLoader, CParser)
                 raise _limit(
                     self._file,
                     event.start_mark,
@@ -229,7 +229,7 @@ def _compose(text: str, file: Path) -> Node | None:
     """The file's node tree. libyaml parses when it is there; on a YAML error (or without libyaml), PyYAML
     parses again, so that a finding quotes PyYAML's messages (the fix hints key on them)."""
     if _FastLoader is not None:
-        fast: Any = _FastLoader(text, file)  # type: ignore[call-arg]
+        fast: Any = _FastLoader(text, file)  # type: ignore[call-arg]  # typed as the mixin; _LibyamlLoader takes (text, file)
         try:
             node: Node | None = fast.get_single_node()
         except yaml.YAMLError:
