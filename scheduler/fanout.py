@@ -45,10 +45,11 @@ import psycopg
 from scheduler.backends.base import Backend, ChunkStream, StreamRefused
 from scheduler.cohorts import CohortStream, cohort_params, open_sql_cohort, static_rows
 from scheduler.config import LoadedConfig, queues_of, resolve_dsn
-from scheduler.config.lint import DROPPING_POLICIES
 from scheduler.errors import ConfigError, PlanError
+from scheduler.observe.log import event
 from scheduler.pipeline import ahead, collector_paused
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
+from scheduler.planning.rows import check_row, printable
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
@@ -68,12 +69,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from scheduler.config.models import Schedule
+    from scheduler.planning.rows import RowLimits
 
 QUEUE_APPLICATION_NAME = "scheduler:enqueue"
 PREVIEW_JOBS = 50
 HISTOGRAM_BUCKET = timedelta(minutes=5)
 STAGGER_SAMPLES = 1000
-"""At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan."""
+"""At most this many `job.stagger_delay` samples per fan-out, taken evenly over the plan, of accepted jobs."""
+INVALID_ROWS_LOGGED = 10
+"""A fan-out logs this many `row_invalid` lines (one per row its queue cannot hold), then one
+`rows_invalid` line counting the rest."""
 FANOUT_QUERIES = load_queries("scheduler", "fanout.sql")
 log = logging.getLogger(__name__)
 
@@ -402,27 +407,90 @@ class _Chunk:
     """The jobs whose key is new in the tick and the drops of the repeats."""
     prepared: object | None = None
     """What the backend's `preparer` made of the split's jobs, or None."""
+    invalid: tuple[Batch, dict[int, Dropped]] | None = None
+    """The batch less the rows its queue cannot hold, and their `invalid_row` drops by index in `batch`;
+    None when every row is valid. The split is of the valid rows."""
 
 
 def _chunks(
     batches: Iterable[Batch],
     keys: TickKeys,
     preparers: Mapping[str, Callable[[Batch], object]],
-    sample: Callable[[Batch], None],
+    limits: Mapping[str, RowLimits],
 ) -> Iterator[_Chunk]:
-    """Split each batch against the tick's keys and encode it for its backend, in plan order (the
-    planning thread never touches the queue connection)."""
+    """Leave out each batch's rows its queue cannot hold (`limits`: per logical queue; none: not checked),
+    split the rest against the tick's keys and encode them for their backend, in plan order (the planning
+    thread never touches the queue connection). A row left out claims no key."""
     try:
         for batch in batches:
-            sample(batch)
-            split = keys.split(batch)
+            row_limits = limits.get(batch.queue.logical)
+            invalid = None if row_limits is None else _screen(batch, row_limits)
+            split = keys.split(batch if invalid is None else invalid[0])
             sent = split[0]
             prepare = preparers.get(batch.queue.logical)
-            yield _Chunk(batch, split, prepare(sent) if prepare is not None and sent.jobs else None)
+            yield _Chunk(batch, split, prepare(sent) if prepare is not None and sent.jobs else None, invalid)
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
             close()
+
+
+def _screen(batch: Batch, limits: RowLimits) -> tuple[Batch, dict[int, Dropped]] | None:
+    """The batch less the rows its queue cannot hold, and their drops by index; None when all are valid."""
+    jobs = batch.jobs
+    reasons = list(map(check_row, jobs, repeat(limits)))  # C iteration: once per planned job
+    if reasons.count(None) == len(reasons):
+        return None
+    drops = {i: _invalid(jobs[i], reason) for i, reason in enumerate(reasons) if reason is not None}
+    return Batch(batch.queue, tuple(j for i, j in enumerate(jobs) if i not in drops)), drops
+
+
+def _invalid(job: JobSpec, reason: str) -> Dropped:
+    """An `invalid_row` drop: the key and singleton key as printable text (either may be what is wrong)."""
+    lock = job.singleton_key
+    return Dropped(
+        key=printable(job.key),
+        reason=DropReason.INVALID_ROW,
+        singleton_key=None if lock is None else printable(lock if len(lock) <= 80 else lock[:80] + "…"),
+        detail=reason,
+    )
+
+
+def _log_invalid(report: FanoutReport) -> None:
+    """One `row_invalid` warning per row left out as `invalid_row`, up to `INVALID_ROWS_LOGGED` per fan-out,
+    then one `rows_invalid` warning counting them all (a cohort that is bad throughout logs a dozen lines,
+    not a million)."""
+    total = report.dropped_by_reason().get(DropReason.INVALID_ROW, 0)
+    if not total:
+        return
+    logged = 0
+    for totals in report.queues.values():
+        for drop in totals.dropped_sample:
+            if drop.reason is not DropReason.INVALID_ROW:
+                continue
+            if logged == INVALID_ROWS_LOGGED:
+                break
+            logged += 1
+            event(
+                log,
+                logging.WARNING,
+                "row_invalid",
+                schedule=report.schedule,
+                tick=report.tick.isoformat(),
+                queue=totals.queue.name,
+                key=drop.key,
+                detail=drop.detail,
+            )
+    if total > logged:
+        event(
+            log,
+            logging.WARNING,
+            "rows_invalid",
+            schedule=report.schedule,
+            tick=report.tick.isoformat(),
+            invalid=total,
+            not_logged=total - logged,
+        )
 
 
 def _missing(batch: Batch) -> ChunkResult:
@@ -435,43 +503,26 @@ def _missing(batch: Batch) -> ChunkResult:
     )
 
 
-def _predict_new_queue(batch: Batch, placed: set[str]) -> ChunkResult:
-    """Predict a batch into a queue that does not exist yet and will be created empty with its declared
-    policy: only the tick's own jobs can collide (keyless jobs share one slot under a one-per-key policy).
-    Mutates `placed`."""
-    one_per_key = (batch.queue.policy or "standard") in DROPPING_POLICIES
-    outcomes: list[Outcome] = []
-    for job in batch.jobs:
-        slot = job.singleton_key or ""
-        if one_per_key and slot in placed:
-            outcomes.append(
-                Dropped(
-                    key=job.key,
-                    reason=DropReason.POLICY_CONFLICT,
-                    singleton_key=job.singleton_key,
-                    policy=batch.queue.policy,
-                    holder_id="",
-                    holder_state="created",
-                )
-            )
-            continue
-        placed.add(slot)
-        outcomes.append(Accepted(key=job.key, job_id=""))
-    return ChunkResult(batch.queue, tuple(outcomes))
-
-
 class _StaggerSampler:
-    """Keeps every `every`-th job's stagger delay (seconds after the tick), up to `STAGGER_SAMPLES`."""
+    """Keeps the stagger delay (seconds after the tick) of every `every`-th planned job that was accepted
+    (or, in a prediction, would be), up to `STAGGER_SAMPLES`: a dropped job never starts, so its delay
+    says nothing about the load the tick puts on the workers."""
 
     def __init__(self, preview: PlanPreview, tick: datetime, every: int) -> None:
         self.preview, self.tick, self.every, self.seen = preview, tick, every, 0
 
-    def __call__(self, batch: Batch) -> None:
+    def __call__(self, batch: Batch, outcomes: tuple[Outcome, ...]) -> None:
+        """Sample one batch, given its outcomes (one per job, in order)."""
         samples, jobs = self.preview.stagger_samples, batch.jobs
         room = STAGGER_SAMPLES - len(samples)
         if room > 0:
             # The batch's jobs whose index in the plan is a multiple of `every`, without a loop over the rest.
-            picked = jobs[(-self.seen) % self.every :: self.every][:room]
+            start = (-self.seen) % self.every
+            picked = [
+                job
+                for job, outcome in zip(jobs[start :: self.every], outcomes[start :: self.every], strict=True)
+                if type(outcome) is Accepted
+            ][:room]
             samples.extend((job.start_after - self.tick).total_seconds() for job in picked)
         self.seen += len(jobs)
 
@@ -554,6 +605,9 @@ def _describe_all(
         else:
             infos[queue.logical] = backend.describe_queue(conn, queue)
         if not infos[queue.logical].exists:
+            if not create and queue.create_missing:
+                # A dry run: the queue as the real fan-out's `ensure_queue` would create it (or its error).
+                infos[queue.logical] = backend.describe_new_queue(queue)
             missing.append(queue)
     return infos, missing
 
@@ -590,19 +644,25 @@ def _run(
     The cyclic garbage collector is paused meanwhile (`collector_paused`)."""
     started = time.perf_counter()
     with collector_paused():
-        if dry or conn is None or not fanout.stream:
+        if dry or conn is None:
             return _run_once(fanout, conn, name, tick, dry=dry, stream=False, started=started)
-        try:
-            with conn.transaction():
-                return _run_once(fanout, conn, name, tick, dry=False, stream=True, started=started)
-        except StreamRefused as refused:
-            log.info(
-                "schedule %r, tick %s: one statement per queue was refused (%s); enqueuing chunk by chunk",
-                name,
-                tick.isoformat(),
-                refused,
-            )
-        return _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
+        if not fanout.stream:
+            result = _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
+        else:
+            try:
+                with conn.transaction():
+                    result = _run_once(fanout, conn, name, tick, dry=False, stream=True, started=started)
+            except StreamRefused as refused:
+                log.info(
+                    "schedule %r, tick %s: one statement per queue was refused (%s); enqueuing chunk by chunk",
+                    name,
+                    tick.isoformat(),
+                    refused,
+                )
+                result = _run_once(fanout, conn, name, tick, dry=False, stream=False, started=started)
+    # Logged once the fan-out is done: a stream refused and done again would log its rows twice.
+    _log_invalid(result.report)
+    return result
 
 
 def _run_once(
@@ -634,6 +694,8 @@ def _run_once(
     keys = TickKeys(fanout.spill_after)
     placed: dict[str, set[str]] = {}
     preparers: dict[str, Callable[[Batch], object]] = {}
+    # Rows a queue cannot hold are left out wherever the report is exact (a write or a prediction).
+    limits = {q.logical: fanout.backends[q.backend].row_limits(q) for q in queues} if conn is not None else {}
     if conn is not None and not missing:
         keyed = schedule.singleton_key is not None
         preparers = {
@@ -649,7 +711,7 @@ def _run_once(
             writer.total = cohort.total
             cleanup.push(writer.on_error)
         sample = _StaggerSampler(preview, tick, max(1, (cohort.total or 0) // STAGGER_SAMPLES))
-        planned = _chunks(fanout.plan(name, tick, cohort, preview), keys, preparers, sample)
+        planned = _chunks(fanout.plan(name, tick, cohort, preview), keys, preparers, limits)
         with closing(ahead(planned, fanout.plan_ahead, name="scheduler-plan")) as chunks:
             for chunk in chunks:
                 batch = chunk.batch
@@ -660,11 +722,12 @@ def _run_once(
                     continue
                 prepared = chunk.prepared
                 sent, drops = chunk.split
+                valid = batch if chunk.invalid is None else chunk.invalid[0]
                 backend = fanout.backends[batch.queue.backend]
                 if not sent.jobs:
                     result = ChunkResult(batch.queue, ())
                 elif batch.queue.logical in to_create:
-                    result = _predict_new_queue(sent, placed.setdefault(batch.queue.logical, set()))
+                    result = backend.predict_new_many(sent, placed.setdefault(batch.queue.logical, set()))
                 elif dry:
                     result = backend.predict_many(
                         conn, sent, placed.setdefault(batch.queue.logical, set()), prepared
@@ -677,7 +740,11 @@ def _run_once(
                     keys.remember(batch.queue.logical, sent.jobs, result.outcomes)
                 if drops:
                     drops = keys.name_holders(batch.queue.logical, drops)
-                report.add(_merge(batch, sent, result, drops))
+                merged = _merge(valid, sent, result, drops)
+                if chunk.invalid is not None:
+                    merged = _merge(batch, valid, merged, chunk.invalid[1])
+                report.add(merged)
+                sample(batch, merged.outcomes)
         if writer is not None:
             writer.close()
     report.cohort_size = preview.stats.rows

@@ -92,6 +92,11 @@ class DropReason(enum.Enum):
     REEMIT_EXHAUSTED = "reemit_exhausted"
     """A watcher re-emitted this entity `max_reemits` times within its window and leaves it alone."""
 
+    INVALID_ROW = "invalid_row"
+    """The queue cannot hold the row (a NUL or a lone surrogate in its text, a non-finite number in its
+    payload, a singleton key past the unique index's size limit): it is left out and the rest of the tick
+    goes in; `Dropped.detail` says what is wrong."""
+
 
 @dataclass(frozen=True, slots=True)
 class JobOptions:
@@ -176,6 +181,8 @@ class Dropped:
     holder_id: str | None = None
     """The id of the job that holds the slot, where one exists."""
     holder_state: str | None = None
+    detail: str | None = None
+    """What is wrong with the row (`invalid_row`), in one sentence; None for the other reasons."""
 
     def as_json(self) -> dict[str, str | None]:
         """The drop as a JSON object, as every `--json` report prints it."""
@@ -186,6 +193,7 @@ class Dropped:
             "policy": self.policy,
             "holder_id": self.holder_id,
             "holder_state": self.holder_state,
+            "detail": self.detail,
         }
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
+    from scheduler.planning.rows import RowLimits
     from scheduler.types import BackendKind, Batch, ChunkResult, QueueInfo, QueueRef
 
 
@@ -95,6 +96,27 @@ class Backend(Protocol):
 
         Raises `QueueMissing` when the queue does not exist and may not be created.
         """
+        ...
+
+    def row_limits(self, queue: QueueRef) -> RowLimits:
+        """What a row of `queue` may hold beyond plain text and JSON (the longest singleton key its unique
+        index takes, whether payload keys must be text): facts about the queue system's schema, measured
+        against the real one, with no database. A fan-out drops a job past them as `invalid_row`
+        (`scheduler.planning.rows.check_row`) instead of sending a statement that fails as a whole."""
+        ...
+
+    def describe_new_queue(self, queue: QueueRef) -> QueueInfo:
+        """What `ensure_queue` would make of `queue`, which does not exist yet and has `create_missing`,
+        without the database: the queue as it would be created (`exists` False: it is not there yet; the
+        declared policy). Raises what `ensure_queue` would raise (`QueueMissing`: this backend creates no
+        queue; `ConfigError`: a declared policy it does not know). A dry run calls it instead."""
+        ...
+
+    def predict_new_many(self, batch: Batch, placed: set[str]) -> ChunkResult:
+        """What `enqueue_many` would return for this batch in a queue `describe_new_queue` described: the
+        queue is created empty with its declared policy, so only the prediction's own jobs (`placed`, which
+        this method extends) can hold a slot. No database. Raises what `enqueue_many` would (`PlanError`:
+        a policy that needs a singleton key on every job)."""
         ...
 
     def preparer(

@@ -27,6 +27,7 @@ from scheduler.config.models import format_duration
 from scheduler.config.placeholders import COHORT_PARAMETERS, problems
 from scheduler.errors import SchedulerError
 from scheduler.fanout import Fanout, FanoutResult, PlanPreview, default_backends, plan_only, predict
+from scheduler.planning.rows import printable
 from scheduler.planning.ticks import ticks, wall_instant
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from scheduler.config import LoadedConfig
     from scheduler.types import QueueInfo
 
+DROPS_LISTED = 10
+"""Predicted drops listed per queue and tick unless --drops says otherwise."""
 HELP = "preview what the schedules would enqueue during one hour (writes nothing)"
 DESCRIPTION = """\
 For every schedule that fires during HOUR (in the schedule's own time zone) on DATE: the tick instants,
@@ -68,6 +71,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--limit", type=int, default=10, metavar="N", help="planned jobs to list per tick (default 10)"
     )
+    p.add_argument(
+        "--drops",
+        type=int,
+        default=DROPS_LISTED,
+        metavar="N",
+        help=f"predicted drops to list per queue and tick (default {DROPS_LISTED}); the rest are counted",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     add_paths(p)
     p.set_defaults(handler=run)
@@ -98,8 +108,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     import os
 
+    # The report keeps the drops it lists (--drops) and counts the rest.
     fanout = Fanout(
-        loaded, os.environ, default_backends(), detail_limit=None, preview_limit=max(args.limit, 0)
+        loaded,
+        os.environ,
+        default_backends(),
+        detail_limit=max(args.drops, 0),
+        preview_limit=max(args.limit, 0),
     )
     names = args.schedule or list(loaded.config.schedules)
     unknown = [n for n in names if n not in loaded.config.schedules]
@@ -247,6 +262,7 @@ def _tick_doc(fanout_config: Config, result: FanoutResult, tick: datetime, limit
             entry["dropped"] = totals.dropped
             entry["dropped_by_reason"] = {r.value: c for r, c in totals.dropped_by_reason.items()}
             entry["dropped_keys"] = [d.as_json() for d in totals.dropped_sample]
+            entry["dropped_not_listed"] = totals.dropped - len(totals.dropped_sample)
         queues[logical] = entry
     return {
         "tick": tick.isoformat(),
@@ -326,9 +342,12 @@ def _print_text(doc: dict[str, Any], findings: list[Finding], predicted: bool) -
                     if q.get("live_policy"):
                         line += f"  [live policy {q['live_policy']}]"
                 print(line, file=out)
-                for d in q.get("dropped_keys", [])[:10]:
+                for d in q.get("dropped_keys", []):
                     holder = f", held by {d['holder_id']} ({d['holder_state']})" if d["holder_id"] else ""
-                    print(f"      dropped {d['key']}: {d['reason']}{holder}", file=out)
+                    detail = f" ({d['detail']})" if d.get("detail") else ""
+                    print(f"      dropped {printable(d['key'])}: {d['reason']}{holder}{detail}", file=out)
+                if q.get("dropped_not_listed"):
+                    print(f"      … and {q['dropped_not_listed']} more", file=out)
             s = t["stagger"]
             if s["earliest"]:
                 print(
@@ -343,7 +362,8 @@ def _print_text(doc: dict[str, Any], findings: list[Finding], predicted: bool) -
                 print(f"    first {len(t['jobs'])} jobs:", file=out)
                 for j in t["jobs"]:
                     offset = format_duration(_whole_seconds(timedelta(seconds=j["offset_seconds"])))
-                    key, queue, singleton = j["key"], j["queue"], j["singleton_key"]
+                    key, queue, singleton = printable(j["key"]), j["queue"], j["singleton_key"]
+                    singleton = None if singleton is None else printable(singleton)
                     print(f"      {key:<20} {queue:<18} +{offset:<8} key={singleton}", file=out)
         print(file=out)
     if findings:

@@ -54,6 +54,7 @@ from scheduler.backends.copybinary import (
 from scheduler.backends.copystream import CopyStream
 from scheduler.backends.pgboss.ids import JobIds
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
+from scheduler.planning.rows import RowLimits
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
@@ -89,6 +90,17 @@ _DEDUP_POLICIES: Final = _CREATED_SLOT_POLICIES | _LIVE_SLOT_POLICIES
 _STAGING: Final = "scheduler_pgboss_staging"
 COPY_THRESHOLD: Final = 2000
 """Batches larger than this go through COPY into a staging table instead of array parameters."""
+SINGLETON_KEY_INDEX_BYTES: Final = 2639
+"""The longest singleton key (UTF-8 bytes) that every index of `<schema>.job` over it takes, for a queue
+named with one byte; each byte of the queue name takes one off (`row_limits`). Measured on PostgreSQL 15
+(8 kB pages: a btree tuple holds at most 2,704 bytes) against the schema pg-boss 12.38.0 creates: one
+`created` job inserted per try, the key incompressible (random letters and digits: a compressible key
+longer than this may fit, but is refused all the same), binary search for the longest that lands. Found:
+2,680 bytes for a one-byte name under every policy but key_strict_fifo (index job_common_i17: name, key,
+created_on, which covers every keyed waiting job), 2,608 for a 73-byte name; under key_strict_fifo
+(job_common_i10 adds state, id and start_after) 2,652, 2,604, 2,528, 2,524 and 2,452 for names of 1, 50,
+126, 127 and 200 bytes. 2,639 minus the name's bytes stays 12 to 15 bytes under each of those, whatever
+the live policy (which can change after the plan is made)."""
 HELD_LIMIT: Final = 100_000
 """A fan-out into a queue where jobs hold slots reads up to this many of them as it begins, and leaves
 their jobs out of its one COPY; a queue with more goes chunk by chunk (about 25 MB at this default)."""
@@ -170,11 +182,7 @@ class PgBossBackend:
                 f"Create it with pg-boss (`{create_queue_snippet(queue)}`), or set "
                 f"`create_missing: true` on queue `{queue.logical}` so the scheduler creates it."
             )
-        policy = queue.policy or "standard"
-        if policy not in POLICIES:
-            raise ConfigError(
-                f'Queue `{queue.logical}` declares pg-boss policy "{policy}"; allowed: {", ".join(POLICIES)}.'
-            )
+        policy = _declared_policy(queue)
         with _driver_errors("queue creation", queue):
             conn.execute(_query("queue_create_lock", schema), {"schema": schema})
             conn.execute(
@@ -182,6 +190,37 @@ class PgBossBackend:
                 {"name": queue.name, "options": json.dumps({"policy": policy})},
             )
         return self.describe_queue(conn, queue)
+
+    def describe_new_queue(self, queue: QueueRef) -> QueueInfo:
+        """The queue `ensure_queue` would create: its declared policy (default "standard"); raises
+        `ConfigError` for a policy pg-boss does not know, like `ensure_queue`."""
+        return QueueInfo(queue=queue, exists=False, policy=_declared_policy(queue))
+
+    def predict_new_many(self, batch: Batch, placed: set[str]) -> ChunkResult:
+        """What `enqueue_many` would report in the queue as `ensure_queue` creates it (empty, the declared
+        policy): a one-per-key policy keeps the first job of each slot (keyless jobs share the slot '');
+        key_strict_fifo refuses a job without a key (`PlanError`), as on a live queue."""
+        queue = batch.queue
+        policy = _declared_policy(queue)
+        _require_keys(batch, policy)
+        if policy not in _DEDUP_POLICIES:
+            return ChunkResult(queue=queue, outcomes=_all_accepted(batch))
+        prefix = f"pgboss\x1f{_schema(queue)}\x1f{queue.name}\x1f"
+        outcomes: list[Outcome] = []
+        for job in batch.jobs:
+            token = prefix + _slot(job)
+            if token in placed:
+                # Held by a job this prediction would insert earlier: it has no id yet.
+                outcomes.append(_conflict(job, policy, ("", "created")))
+            else:
+                placed.add(token)
+                outcomes.append(Accepted(key=job.key, job_id=""))
+        return ChunkResult(queue=queue, outcomes=tuple(outcomes))
+
+    def row_limits(self, queue: QueueRef) -> RowLimits:
+        """The longest singleton key the queue's indexes take (`SINGLETON_KEY_INDEX_BYTES`, less the
+        queue name's bytes); payload keys are written as JSON writes them."""
+        return RowLimits(SINGLETON_KEY_INDEX_BYTES - len(queue.name.encode("utf-8", "surrogatepass")))
 
     def preparer(
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
@@ -600,6 +639,16 @@ def _driver_errors(action: str, queue: QueueRef) -> Iterator[None]:
             f'pg-boss {action} failed for queue "{queue.name}" in schema "{_schema(queue)}": {detail}. '
             f"The transaction is aborted; roll it back (nothing of it is committed)."
         ) from exc
+
+
+def _declared_policy(queue: QueueRef) -> str:
+    """The policy `ensure_queue` creates the queue with (default "standard"); raises `ConfigError`."""
+    policy = queue.policy or "standard"
+    if policy not in POLICIES:
+        raise ConfigError(
+            f'Queue `{queue.logical}` declares pg-boss policy "{policy}"; allowed: {", ".join(POLICIES)}.'
+        )
+    return policy
 
 
 def _slot(job: JobSpec) -> str:

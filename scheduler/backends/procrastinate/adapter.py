@@ -55,6 +55,7 @@ from scheduler.backends.copybinary import (
 )
 from scheduler.backends.copystream import CopyStream
 from scheduler.errors import BackendError, ConfigError, PlanError, QueueMissing, SchemaMismatch
+from scheduler.planning.rows import RowLimits
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
@@ -98,9 +99,19 @@ name: `procrastinate_jobs_queueing_lock_idx_v1` replaced the unsuffixed index in
 REQUIRED_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 NAME_LIMIT = 128
 """`queue_name` and `task_name` are varchar(128)."""
+QUEUEING_LOCK_INDEX_BYTES: Final = 2680
+"""The longest queueing_lock (UTF-8 bytes) we write. Index procrastinate_jobs_queueing_lock_idx_v1 (the
+lock alone, `WHERE status = 'todo'`) took at most 2,692 bytes (a btree tuple's 2,704 less its 8-byte
+header and the value's 4-byte length), measured on PostgreSQL 15 against the schema procrastinate 3.10.0
+applies: one todo job inserted per try, the lock incompressible (random letters and digits), binary search
+for the longest that lands. 12 bytes of margin, as with pg-boss."""
 HELD_LIMIT: Final = 100_000
 """A fan-out reads up to this many queueing locks held by todo jobs as it begins, to leave their jobs out
 of its one COPY; with more it goes one statement per chunk (about 20 MB at this default)."""
+
+_ROW_LIMITS: Final = RowLimits(
+    QUEUEING_LOCK_INDEX_BYTES, singleton_key_name="queueing lock", text_object_keys=True
+)
 
 
 class ProcrastinateBackend:
@@ -168,12 +179,23 @@ class ProcrastinateBackend:
         _require_task(queue)
         info = self.describe_queue(conn, queue)
         if not info.exists:
-            where = f"schema {queue.schema!r}" if queue.schema else "the connection's search_path"
-            raise QueueMissing(
-                f"procrastinate queue {queue.name!r} ({queue.logical}): table procrastinate_jobs not found in "
-                f"{where}. Create it with procrastinate's own CLI: `{schema_command(queue)}`."
-            )
+            raise _schema_missing(queue)
         return info
+
+    def describe_new_queue(self, queue: QueueRef) -> QueueInfo:
+        """Never: a scheduler creates no procrastinate schema, so `ensure_queue` raises `QueueMissing`
+        (or `ConfigError` without `task`), and so does this."""
+        _require_task(queue)
+        raise _schema_missing(queue)
+
+    def predict_new_many(self, batch: Batch, placed: set[str]) -> ChunkResult:
+        """Never reached: `describe_new_queue` raises for every queue."""
+        raise _schema_missing(batch.queue)
+
+    def row_limits(self, queue: QueueRef) -> RowLimits:
+        """The longest queueing lock (`QUEUEING_LOCK_INDEX_BYTES`); args must be an object with text keys
+        (they become the task's keyword arguments)."""
+        return _ROW_LIMITS
 
     def preparer(
         self, conn: psycopg.Connection[Any], queue: QueueRef, *, dry: bool = False, keyed: bool = True
@@ -462,6 +484,14 @@ def _outcomes_if_copied(batch: Batch, rows: _StreamRows, ids: list[int]) -> tupl
             holders,
         )
         for i, job in enumerate(jobs)
+    )
+
+
+def _schema_missing(queue: QueueRef) -> QueueMissing:
+    where = f"schema {queue.schema!r}" if queue.schema else "the connection's search_path"
+    return QueueMissing(
+        f"procrastinate queue {queue.name!r} ({queue.logical}): table procrastinate_jobs not found in "
+        f"{where}. Create it with procrastinate's own CLI: `{schema_command(queue)}`."
     )
 
 
