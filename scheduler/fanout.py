@@ -49,7 +49,7 @@ from scheduler.errors import ConfigError, PlanError
 from scheduler.observe.log import event
 from scheduler.pipeline import ahead, collector_paused
 from scheduler.planning.plan import PlanContext, PlanStats, plan_batches
-from scheduler.planning.rows import check_row, printable
+from scheduler.planning.rows import check_row, invalid_drop
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
@@ -441,19 +441,8 @@ def _screen(batch: Batch, limits: RowLimits) -> tuple[Batch, dict[int, Dropped]]
     reasons = list(map(check_row, jobs, repeat(limits)))  # C iteration: once per planned job
     if reasons.count(None) == len(reasons):
         return None
-    drops = {i: _invalid(jobs[i], reason) for i, reason in enumerate(reasons) if reason is not None}
+    drops = {i: invalid_drop(jobs[i], reason) for i, reason in enumerate(reasons) if reason is not None}
     return Batch(batch.queue, tuple(j for i, j in enumerate(jobs) if i not in drops)), drops
-
-
-def _invalid(job: JobSpec, reason: str) -> Dropped:
-    """An `invalid_row` drop: the key and singleton key as printable text (either may be what is wrong)."""
-    lock = job.singleton_key
-    return Dropped(
-        key=printable(job.key),
-        reason=DropReason.INVALID_ROW,
-        singleton_key=None if lock is None else printable(lock if len(lock) <= 80 else lock[:80] + "…"),
-        detail=reason,
-    )
 
 
 def _log_invalid(report: FanoutReport) -> None:

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Final
 
-from scheduler.types import JsonText
+from scheduler.types import Dropped, DropReason, JsonText
 
 if TYPE_CHECKING:
     from scheduler.types import JobSpec
 
-__all__ = ["LONG_PAYLOAD", "RowLimits", "check_row", "printable"]
+__all__ = ["LONG_PAYLOAD", "RowLimits", "check_row", "invalid_drop", "printable"]
 
 LONG_PAYLOAD: Final = 16_000
 """Payload text at least this long is parsed and checked in full (a number of more than 16,383 decimals
@@ -80,6 +80,18 @@ def check_row(job: JobSpec, limits: RowLimits) -> str | None:
             return _json_text_problem(text, limits)
         return None
     return _object_problem(data, limits)
+
+
+def invalid_drop(job: JobSpec, reason: str) -> Dropped:
+    """The `invalid_row` drop of a job `check_row` refused for `reason`: its key and singleton key as
+    printable text (either may be what is wrong; a long singleton key is cut at 80 characters)."""
+    lock = job.singleton_key
+    return Dropped(
+        key=printable(job.key),
+        reason=DropReason.INVALID_ROW,
+        singleton_key=None if lock is None else printable(lock if len(lock) <= 80 else lock[:80] + "…"),
+        detail=reason,
+    )
 
 
 def printable(text: str) -> str:
@@ -132,6 +144,25 @@ def _json_text_problem(text: str, limits: RowLimits) -> str | None:
 
 
 def _object_problem(data: object, limits: RowLimits) -> str | None:
+    if type(data) is dict:
+        # The common payload, a flat object of ASCII text, integers and finite floats, in one loop.
+        for name, item in data.items():
+            kind = type(item)
+            if not (
+                type(name) is str
+                and name.isascii()
+                and "\x00" not in name
+                and (
+                    (kind is str and item.isascii() and "\x00" not in item)
+                    or kind is int
+                    or kind is bool
+                    or item is None
+                    or (kind is float and math.isfinite(item))
+                )
+            ):
+                break
+        else:
+            return None
     try:
         return _value_problem(data, "data", limits)
     except RecursionError:

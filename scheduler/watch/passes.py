@@ -52,6 +52,7 @@ from psycopg.rows import dict_row
 
 from scheduler.cohorts import open_sql_cohort
 from scheduler.planning.plan import PlanContext, plan_batches
+from scheduler.planning.rows import check_row, invalid_drop
 from scheduler.sqlfile import load_queries
 from scheduler.types import (
     Accepted,
@@ -283,9 +284,17 @@ class _Emitter:
 
     def emit(self, batch: Batch) -> None:
         jobs = batch.jobs
-        outcomes: dict[int, Outcome] = {}
+        backend = self.fanout.backends[batch.queue.backend]
+        limits = backend.row_limits(batch.queue)
+        # A row the queue cannot hold is dropped here, as in a schedule's fan-out: it claims no slot and
+        # reaches neither the ledger nor the queue.
+        outcomes: dict[int, Outcome] = {
+            i: invalid_drop(job, reason)
+            for i, job in enumerate(jobs)
+            if (reason := check_row(job, limits)) is not None
+        }
         for i, job in enumerate(jobs):
-            if job.singleton_key is None:
+            if job.singleton_key is None or i in outcomes:
                 continue
             slot = (batch.queue.logical, job.singleton_key)
             if slot in self.seen:
@@ -304,7 +313,6 @@ class _Emitter:
         self.result.exhausted_quiet.extend(jobs[i].key for i in sorted(quiet))
         self._record_exhausted(batch.queue, [jobs[i].key for i in sorted(exhausted) if i not in quiet])
         rest = [i for i in rest if i not in outcomes and i not in quiet]
-        backend = self.fanout.backends[batch.queue.backend]
         keys = [k for i in rest if (k := jobs[i].singleton_key) is not None]
         waiting = backend.waiting_keys(self.conn, batch.queue, keys) if keys else {}
         for i in rest:
