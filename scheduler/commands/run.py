@@ -21,6 +21,7 @@ from scheduler.config.validate import resolve_dsn
 from scheduler.errors import ConfigError
 from scheduler.observe.log import configure, event
 from scheduler.observe.metrics import Metrics
+from scheduler.observe.redact import Environ, Redactor
 from scheduler.runtime.databases import ledger_databases
 from scheduler.runtime.health import CachedCheck, HealthServer
 from scheduler.runtime.sentry import init_sentry
@@ -55,6 +56,17 @@ is touched. SIGTERM lets the tick in flight finish (up to the grace period) and 
 
 HTTP: /healthz, /readyz (config loaded, databases reachable, ledger migrated: checked by one background
 thread every SCHEDULER_READINESS_INTERVAL, whatever the request rate), /metrics (Prometheus).
+
+Guarantees. No secret leaves the process: database DSNs and their passwords, and the values of
+secret-looking environment variables (*PASSWORD*, *SECRET*, *TOKEN*, *DSN*, DATABASE_URL, ...), are
+replaced by *** in every log line, /readyz answer, ledger reason, `status` and --json output, error
+message and Sentry event (Sentry gets no frame variables and no user data; every event, breadcrumb and
+metric is scrubbed before it is sent). Text logs escape control characters, so a value cannot forge a
+line. A bad file never kills the sidecar (see reloads above). A cohort or watcher query runs in a READ
+ONLY transaction that is rolled back, never committed, and one deadline (its statement_timeout) bounds
+the whole read, enforced by the client, whatever the query sets. Sentry (SCHEDULER_SENTRY_DSN) gets
+each failed tick, a database that cannot be reached (once per outage), a failing watcher (once per
+distinct failure) and any unexpected error.
 """
 EXAMPLES = """\
 examples:
@@ -103,11 +115,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"invalid settings (SCHEDULER_* environment variables):\n{exc}", file=sys.stderr)
+        shown = Redactor.from_environ().text(str(exc))  # pydantic quotes the values it refused
+        print(f"invalid settings (SCHEDULER_* environment variables):\n{shown}", file=sys.stderr)
         return EXIT_USAGE
-    logger = configure(settings.log_format, getattr(logging, settings.log_level.upper()))
+    environ = Environ(os.environ)
+    # One redactor for the logs, Sentry and the service (which teaches it each configuration's DSNs).
+    redactor = Redactor.from_environ(environ)
+    logger = configure(settings.log_format, getattr(logging, settings.log_level.upper()), redactor=redactor)
     paths: list[Path] = list(args.paths) or list(settings.config) or [Path(p) for p in DEFAULT_PATHS]
-    init_sentry(settings)
+    init_sentry(settings, redactor=redactor)
     metrics = Metrics()
     clock = Clock(settings.test_clock_speed, settings.test_clock_anchor)
     unset = _unset_dsn(paths, os.environ)
@@ -116,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         # is loaded or migrated (the files' own findings are the service's to log, below).
         event(logger, logging.ERROR, "run_aborted", reason=unset)
         return EXIT_FINDINGS
-    service = Service(settings, paths, logger=logger, metrics=metrics, clock=clock, environ=os.environ)
+    service = Service(
+        settings, paths, logger=logger, metrics=metrics, clock=clock, environ=environ, redactor=redactor
+    )
     checks = CachedCheck(service.database_checks, settings.readiness_interval.total_seconds(), logger)
     try:
         # Bound first (it serves once started below): a port in use stops the start before any ledger work.

@@ -12,6 +12,11 @@ A fan-out is one transaction on one connection to the schedule's queue database:
 A failure (cohort query error, timeout, missing queue) rolls the transaction back and records the tick as
 failed in a second transaction; the poll retries it with backoff while it is inside the catch-up window.
 Every pass opens a fresh connection, so a restarted PostgreSQL costs one failed pass, not the process.
+
+What goes to Sentry is listed in `runtime.sentry`: a failure that lasts (a database down, a watcher whose
+queue is missing) sends one event when it starts (`_Reported`), not one per pass. Everything the service
+writes out (log fields, the ledger's failure reasons, `/readyz`, the replica record) goes through its
+`Redactor`, which learns the DSNs of each configuration it loads.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from scheduler.errors import ConfigError, SchedulerError
 from scheduler.fanout import Fanout, after_commit, default_backends, fanout_in_transaction
 from scheduler.observe.events import fanout_event
 from scheduler.observe.log import event
+from scheduler.observe.redact import Environ, Redactor
 from scheduler.planning.ticks import next_tick
 from scheduler.runtime.catchup import Backoff, decide
 from scheduler.runtime.databases import connect, ledger_databases
@@ -61,6 +67,7 @@ _SCHEDULE_JOB = "schedule:"
 _POLL_JOB = "catch-up-poll"
 _WATCH_JOB = "watcher:"
 _ALIAS_JOB = "aliases:"
+_DATABASE = "database:"
 
 
 class TickTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler ships no type hints
@@ -106,6 +113,33 @@ class _TickFailed(SchedulerError):
     """The fan-out reported a failure; nothing of the tick was written."""
 
 
+class _WatchFailed(SchedulerError):
+    """A watcher pass reported a failure (its queue is missing); it wrote nothing."""
+
+
+class _Reported:
+    """The lasting failures already sent to Sentry: key (a database, a watcher) → what was reported, until
+    the key succeeds again. So a database that stays down sends one event, not one per pass."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, str] = {}
+
+    def first(self, key: str, what: str) -> bool:
+        """Record that `key` fails with `what`; True when that is news (nothing, or something else, was
+        reported for `key` since it last succeeded)."""
+        with self._lock:
+            if self._open.get(key) == what:
+                return False
+            self._open[key] = what
+            return True
+
+    def cleared(self, key: str) -> bool:
+        """`key` succeeded; True when it had a failure reported (it has recovered)."""
+        with self._lock:
+            return self._open.pop(key, None) is not None
+
+
 @dataclass
 class _State:
     """One loaded configuration and what was built from it (swapped whole on reload)."""
@@ -131,13 +165,18 @@ class Service:
         metrics: Metrics,
         clock: Clock,
         environ: Mapping[str, str],
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self.paths = list(paths)
         self.logger = logger
         self.metrics = metrics
         self.clock = clock
-        self.environ = environ
+        self.environ = Environ(environ)
+        """The process environment (DSNs are read from it); its repr shows only how many variables."""
+        self.redactor = redactor if redactor is not None else Redactor.from_environ(environ)
+        """Scrubs what the service writes out; shared with the logger and Sentry by `scheduler run`."""
+        self._reported = _Reported()
         self.ledger = Ledger(settings.ledger_schema)
         self.backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max)
         self.state: _State | None = None
@@ -205,6 +244,7 @@ class Service:
         """Everything a new configuration needs before it can replace the running one; raises what fails."""
         loaded = load_config(self.paths)
         config = loaded.config
+        self.redactor.learn_config(config, self.environ)  # before anything that could quote a DSN
         enabled = [n for n, s in config.schedules.items() if s.enabled]
         running = (
             []
@@ -249,6 +289,7 @@ class Service:
 
     def _failed(self, findings: list[str]) -> bool:
         """Log a failed load, remember it for `/readyz` and `status`; False."""
+        findings = [self.redactor.text(f) for f in findings]
         for finding in findings:
             event(self.logger, logging.ERROR, "config_invalid", finding=finding)
         self.reload_failure = ReloadFailure(at=self.clock.wall_now(), findings=tuple(findings))
@@ -277,7 +318,9 @@ class Service:
                 applied = self.ledger.migrate(conn)
         except psycopg.Error as exc:
             event(self.logger, logging.WARNING, "ledger_unreachable", database=database, error=_oneline(exc))
+            self._database_down(database, exc)
             return False
+        self._database_up(database)
         state.migrated.add(database)
         if applied:
             event(
@@ -390,8 +433,17 @@ class Service:
                 )
             for level, event_name, fields in watch_events(result):
                 event(self.logger, level, event_name, **fields)
-            if not result.report.failure:
+            self._database_up(database)
+            failure = result.report.failure
+            if failure:
+                if self._reported.first(_WATCH_JOB + name, failure):
+                    sentry_sdk.capture_exception(_WatchFailed(f"watcher {name!r}: {failure}"))
+            else:
+                self._reported.cleared(_WATCH_JOB + name)
                 record_watch_metrics(self.metrics, result)
+        except psycopg.OperationalError as exc:
+            event(self.logger, logging.WARNING, "database_unreachable", watcher=name, error=_oneline(exc))
+            self._database_down(watcher_database(state.loaded.config, name), exc)
         except Exception as exc:
             self.logger.exception("watch_failed", extra={"fields": {"watcher": name}})
             sentry_sdk.capture_exception(exc)
@@ -459,18 +511,29 @@ class Service:
                 self._pass(state, name, schedule)
         except psycopg.OperationalError as exc:
             event(self.logger, logging.WARNING, "database_unreachable", schedule=name, error=_oneline(exc))
-            sentry_sdk.capture_exception(exc)
+            self._database_down(_database_of(state, name), exc)
         except Exception as exc:
             self.logger.exception("pass_failed", extra={"fields": {"schedule": name}})
             sentry_sdk.capture_exception(exc)
         finally:
             lock.release()
 
+    def _database_down(self, database: str, exc: BaseException) -> None:
+        """`database` could not be reached (or migrated): to Sentry when it was up (or not yet known)."""
+        if self._reported.first(_DATABASE + database, "down"):
+            sentry_sdk.capture_exception(exc)
+
+    def _database_up(self, database: str) -> None:
+        """`database` answered: after an outage, one info line (its next outage is news again)."""
+        if self._reported.cleared(_DATABASE + database):
+            event(self.logger, logging.INFO, "database_reachable", database=database)
+
     def _pass(self, state: _State, name: str, schedule: Schedule) -> None:
-        database = next(db for db, names in state.databases.items() if name in names)
+        database = _database_of(state, name)
         if database not in state.migrated and not self._migrate(state, database):
             return
         with connect(state.loaded.config, database, self.environ, self.settings.connect_timeout) as conn:
+            self._database_up(database)
             now = self.clock.now()
             with conn.transaction():
                 since = self.ledger.horizon(conn, name, now)
@@ -562,7 +625,7 @@ class Service:
     def _record_failure(
         self, conn: psycopg.Connection[Any], name: str, tick: datetime, started: datetime, exc: Exception
     ) -> None:
-        reason = _oneline(exc)
+        reason = self.redactor.text(_oneline(exc))  # the ledger's reason is shown by `status`
         attempts = self.ledger.fail(
             conn,
             name,
@@ -603,7 +666,8 @@ class Service:
             checks["databases"] = "not checked yet"
             return False, checks
         checks.update(databases)
-        return all(v == "ok" for v in databases.values()), checks
+        redacted: dict[str, Any] = self.redactor.value(checks)
+        return all(v == "ok" for v in databases.values()), redacted
 
     def database_checks(self) -> dict[str, str]:
         """Every queue database reachable with its ledger at the latest version, and every app database that
@@ -678,6 +742,11 @@ class Service:
                     database=database,
                     error=_oneline(exc),
                 )
+
+
+def _database_of(state: _State, schedule: str) -> str:
+    """The queue database holding `schedule`'s ledger."""
+    return next(db for db, names in state.databases.items() if schedule in names)
 
 
 def _cohort_databases(config: Config) -> set[str]:
