@@ -69,11 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except Exception as exc:
-        from scheduler.commands.failures import explain
+        from scheduler.commands.failures import explain, redacted_traceback
 
         line = explain(exc)
         if line is None:
-            raise  # not an ordinary mistake: a bug, whose traceback is worth having
+            # Not an ordinary mistake: a bug, whose traceback is worth having, but not the secrets its
+            # messages may quote (Python's own printing of it would not redact them).
+            sys.stderr.write(redacted_traceback(exc))
+            return EXIT_FINDINGS
         print(f"scheduler {argv[0] if argv else ''}: error: {line}", file=sys.stderr)
         return EXIT_FINDINGS
     except KeyboardInterrupt:

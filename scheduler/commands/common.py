@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from scheduler.config import ConfigInvalid, LoadedConfig, Severity, load_config
+from scheduler.observe.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -108,9 +109,10 @@ def finding_json(finding: Finding) -> dict[str, Any]:
 
 
 def dump_json(doc: Any, out: TextIO | None = None) -> None:
-    """Write `doc` as indented JSON to `out` (default: sys.stdout as it is at call time)."""
+    """Write `doc` as indented JSON to `out` (default: sys.stdout as it is at call time), redacted: no DSN,
+    password or secret environment value of this process appears in it (see `observe.redact`)."""
     stream = out if out is not None else sys.stdout
-    json.dump(doc, stream, indent=2, default=str)
+    json.dump(Redactor.from_environ().value(doc), stream, indent=2, default=str)
     stream.write("\n")
 
 

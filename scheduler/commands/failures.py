@@ -2,27 +2,44 @@
 environment variable not set), each turned into one line that says what is wrong and how to fix it.
 
 `cli.main` calls `explain` for an exception a command did not handle itself; anything it does not know
-is a bug and keeps its traceback. The line never holds a DSN: psycopg's connection errors name the host,
-port, user and database, never the password, and the config's own errors name only the variable.
+is a bug and keeps its traceback (redacted). The line never holds a DSN or a secret: psycopg's connection
+errors name the host, port, user and database, never the password, the config's own errors name only the
+variable, and every line goes through a `Redactor` of this process's environment all the same (libpq's
+errors about a DSN it cannot parse quote it).
 """
 
 from __future__ import annotations
 
 import errno
 import re
+import traceback
 
 import psycopg
 
 from scheduler.errors import SchedulerError
+from scheduler.observe.redact import Redactor
 
 _CONNECT_PREFIX = re.compile(r"^connection failed:\s*")
 _SERVER_HINT = re.compile(r"\s*Is the server running [^?]*\?")
+_BAD_DSN = re.compile(r"connection info string| in URI|percent-encoded|invalid connection option")
+"""libpq's messages about a DSN it could not parse (they quote it: the line is redacted)."""
 
 
 def explain(exc: BaseException) -> str | None:
-    """One line for an ordinary failure (what, then the fix), or None when `exc` is not one."""
+    """One line for an ordinary failure (what, then the fix), or None when `exc` is not one. Redacted."""
+    line = _explain(exc)
+    return None if line is None else Redactor.from_environ().text(line)
+
+
+def _explain(exc: BaseException) -> str | None:
     if isinstance(exc, psycopg.OperationalError):
         return explain_connection(exc)
+    if isinstance(exc, psycopg.ProgrammingError) and _BAD_DSN.search(str(exc)):
+        return (
+            f"a database's DSN is not a valid connection string: {' '.join(str(exc).split())}; fix the "
+            "environment variable the files name for it (e.g. postgresql://user@host:5432/dbname, "
+            "or key=value pairs)"
+        )
     if isinstance(exc, SchedulerError):
         return " ".join(str(exc).split())
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
@@ -56,5 +73,10 @@ def explain_connection(exc: psycopg.OperationalError) -> str:
 
 
 def oneline(exc: BaseException) -> str:
-    """`explain(exc)`, or the exception's own text on one line."""
-    return explain(exc) or " ".join(str(exc).split()) or type(exc).__name__
+    """`explain(exc)`, or the exception's own text on one line (redacted)."""
+    return explain(exc) or Redactor.from_environ().text(" ".join(str(exc).split())) or type(exc).__name__
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """The traceback Python would print for `exc`, without the secrets its messages may quote."""
+    return Redactor.from_environ().text("".join(traceback.format_exception(exc)))

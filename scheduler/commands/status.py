@@ -12,6 +12,7 @@ import psycopg
 from scheduler.cli import EXIT_FINDINGS, EXIT_OK, HelpFormatter
 from scheduler.commands.common import add_ledger_schema, add_paths, dump_json, load_or_print
 from scheduler.errors import ConfigError
+from scheduler.observe.redact import Redactor
 from scheduler.planning.ticks import next_tick
 from scheduler.runtime.databases import connect, ledger_databases
 from scheduler.runtime.ledger import Ledger, RecentTick, ReplicaRecord
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FINDINGS
+    redactor = Redactor.from_environ()  # no DSN or secret in what is printed (errors, reasons, findings)
+    redactor.learn_config(config, os.environ)
     ledger = Ledger(args.schema)
     now = datetime.now(UTC)
     code = EXIT_OK
@@ -92,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
                 "recent": [_row_json(r) for r in rows],
                 "replicas": [_replica_json(r, name) for r in replicas],
             }
+    doc = redactor.value(doc)
     if args.json:
         dump_json(doc, sys.stdout)
     else:
         _print_tables(doc)
-        _print_replicas(replicas_of)
+        _print_replicas(replicas_of, redactor)
     return code
 
 
@@ -112,7 +116,7 @@ def _replica_json(record: ReplicaRecord, schedule: str) -> dict[str, Any]:
     }
 
 
-def _print_replicas(replicas_of: dict[str, list[ReplicaRecord]]) -> None:
+def _print_replicas(replicas_of: dict[str, list[ReplicaRecord]], redactor: Redactor) -> None:
     for database, replicas in replicas_of.items():
         if not replicas:
             continue
@@ -126,7 +130,7 @@ def _print_replicas(replicas_of: dict[str, list[ReplicaRecord]]) -> None:
             print(f"{line}  RELOAD FAILED at {r.reload_failed_at.isoformat(timespec='seconds')}")
             print("    (still running the configuration loaded before; fix the files and reload)")
             for finding in (r.reload_error or "").splitlines():
-                print(f"    {_printable(finding)}")
+                print(f"    {_printable(redactor.text(finding))}")
 
 
 def _printable(text: str) -> str:
