@@ -70,7 +70,7 @@ class BenchSetupError(SchedulerError):
 class BenchConfig:
     """What to measure."""
 
-    dsn: str
+    dsn: str = field(repr=False)  # may hold a password
     backend: BackendKind
     burst: int
     pools: tuple[int, ...]

@@ -133,7 +133,7 @@ class Fanout:
     """What a fan-out needs from the outside world, built once per process (or CLI call)."""
 
     loaded: LoadedConfig
-    environ: Mapping[str, str]
+    environ: Mapping[str, str] = field(repr=False)  # the process environment, DSNs included: never shown
     backends: Mapping[BackendKind, Backend]
     chunk_size: int = 5000
     detail_limit: int | None = 10_000
