@@ -157,11 +157,13 @@ def _row_json(row: RecentTick) -> dict[str, Any]:
 def _print_tables(doc: dict[str, Any]) -> None:
     for name, info in doc.items():
         print(
-            f"{name}  cron {info['cron']!r} {info['timezone']}  next {info['next_fire']}  "
-            f"database {info['database']}  failed (recent) {info['failed']}"
+            _printable(
+                f"{name}  cron {info['cron']!r} {info['timezone']}  next {info['next_fire']}  "
+                f"database {info['database']}  failed (recent) {info['failed']}"
+            )
         )
         if info["error"]:
-            print(f"  error: {info['error']}")
+            print(f"  error: {_printable(str(info['error']))}")
             continue
         if not info["recent"]:
             print("  (no ticks in the ledger yet)")
@@ -174,8 +176,8 @@ def _print_tables(doc: dict[str, Any]) -> None:
                 str(r["accepted"]),
                 str(r["dropped"]),
                 str(r["attempts"]),
-                r["replica"],
-                r["reason"] or "",
+                _printable(r["replica"]),
+                _printable(r["reason"] or ""),
             )
             for r in info["recent"]
         ]
