@@ -44,4 +44,5 @@ def test_status_tables_escape_control_characters(
     out = capsys.readouterr().out
     assert "\x1b" not in out
     assert not any(line.startswith("fake-schedule") for line in out.splitlines())
-    assert "\\n" in out and "\\x1b" in out
+    assert "\\n" in out
+    assert "\\x1b" in out
