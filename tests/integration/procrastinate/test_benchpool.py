@@ -83,4 +83,4 @@ def test_bench_pool_without_procrastinate_schema(database: str, capsys: pytest.C
     _, err = capsys.readouterr()
     assert code == 1
     assert "procrastinate_jobs not found" in err
-    assert "procrastinate schema --apply" in err
+    assert "procrastinate schema --read" in err
