@@ -226,7 +226,7 @@ def _url_password_spans(text: str) -> list[tuple[int, int]]:
 
 def _keyword_password_spans(text: str) -> list[tuple[int, int]]:
     """Where the values of `password=` keywords are: quoted (libpq's `'...'` with backslash escapes, up to
-    the closing quote or the end), or up to the next space or `&`.
+    the closing quote or the end), or up to the next space (or `&`, in a URL's query).
 
     Every keyword is looked at, even inside another one's value, so a crafted earlier value cannot hide a
     later password."""
@@ -241,8 +241,11 @@ def _keyword_password_spans(text: str) -> list[tuple[int, int]]:
                 end += 2 if text[end] == "\\" else 1
             end = min(end + 1, len(text))
         else:
+            # In a URL's query (`?password=...&sslmode=...`) a literal `&` ends the value (the URL would
+            # percent-encode one in the password); in libpq's key=value form only a space does.
+            in_query = match.start() > 0 and text[match.start() - 1] in "?&"
             end = start
-            while end < len(text) and not text[end].isspace() and text[end] != "&":
+            while end < len(text) and not text[end].isspace() and not (in_query and text[end] == "&"):
                 end += 1
         if end > start:
             spans.append((start, end))
