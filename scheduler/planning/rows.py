@@ -97,8 +97,8 @@ def invalid_drop(job: JobSpec, reason: str) -> Dropped:
 
 
 def printable(text: str) -> str:
-    """`text` with what no output can carry written as escapes: a lone surrogate as `\\udXXX`, NUL and
-    other C0 control characters as `\\xNN`, so a report, a log line or `--json` can name a bad value."""
+    """`text` with what no output can carry written as escapes: a lone surrogate as `\\udc80` and the like,
+    NUL and other C0 control characters as `\\xNN`, so a report, a log line or `--json` can name a bad value."""
     if text.isascii() and text.isprintable():
         return text
     shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
