@@ -27,7 +27,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 from yaml.composer import Composer
@@ -53,9 +53,9 @@ from scheduler.config.validate import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
-    from yaml.error import Mark
+    from yaml.events import Event
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TAG = "tag:yaml.org,2002:"
@@ -169,7 +169,14 @@ class _LimitExceeded(Exception):
         self.finding = finding
 
 
-def _limit(file: Path, mark: Mark | None, message: str) -> _LimitExceeded:
+class _Place(Protocol):
+    """A parser's mark (PyYAML's or libyaml's): where an event starts."""
+
+    line: int
+    column: int
+
+
+def _limit(file: Path, mark: _Place | None, message: str) -> _LimitExceeded:
     where = Location(file, mark.line + 1, mark.column + 1) if mark is not None else Location(file, 1, 1)
     return _LimitExceeded(Finding("CFG012", Severity.ERROR, message, where))
 
@@ -183,11 +190,15 @@ class _DepthLimit(Composer):
     _file: Path
     _depth: int
 
+    if TYPE_CHECKING:  # the parser's method: every loader mixes a parser in (SafeLoader's, libyaml's CParser)
+
+        def peek_event(self) -> Event: ...
+
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[attr-defined]  # a Parser method: every subclass mixes one in (SafeLoader, CParser)
+                event = self.peek_event()
                 raise _limit(
                     self._file,
                     event.start_mark,
@@ -208,7 +219,15 @@ class _Loader(_DepthLimit, yaml.SafeLoader):
         self._depth = 0
 
 
-_FastLoader: type[_DepthLimit] | None = None
+class _Composing(Protocol):
+    """What `_compose` needs of a loader."""
+
+    def get_single_node(self) -> Node | None: ...
+
+    def dispose(self) -> None: ...
+
+
+_FastLoader: Callable[[str, Path], _Composing] | None = None
 if yaml.__with_libyaml__:  # pragma: no branch - the wheels ship libyaml
     from yaml._yaml import CParser
 
@@ -229,9 +248,9 @@ def _compose(text: str, file: Path) -> Node | None:
     """The file's node tree. libyaml parses when it is there; on a YAML error (or without libyaml), PyYAML
     parses again, so that a finding quotes PyYAML's messages (the fix hints key on them)."""
     if _FastLoader is not None:
-        fast: Any = _FastLoader(text, file)  # type: ignore[call-arg]  # typed as the mixin; _LibyamlLoader takes (text, file)
+        fast = _FastLoader(text, file)
         try:
-            node: Node | None = fast.get_single_node()
+            node = fast.get_single_node()
         except yaml.YAMLError:
             pass
         else:
