@@ -7,7 +7,8 @@ every run of the query (`LIKE 'a%'` ends in "only '%s', '%b', '%t' are allowed a
 at the very end of the query or of a line is left as it is (psycopg's own rule).
 
 `problems` mirrors psycopg's `_split_query` (psycopg 3.3's placeholder pattern and checks, plus the two
-errors it raises at binding: a name with no parameter, and a positional `%s` against named parameters);
+errors it raises at binding: a name with no parameter, and a positional `%s` against named parameters,
+and one it raises while splitting: a name used with two formats);
 `tests/unit/config/test_placeholders.py` checks it against the real psycopg.
 """
 
@@ -54,6 +55,7 @@ def problems(query: str, names: Collection[str]) -> list[Problem]:
     found: list[Problem] = []
     sent = statement(query)
     shift = len(query) - len(query.lstrip())
+    formats: dict[str, str] = {}  # psycopg binds a name in one format only
     for match in _PLACEHOLDER.finditer(sent):
         text = match.group(0)
         name = match.group(1)
@@ -84,6 +86,11 @@ def problems(query: str, names: Collection[str]) -> list[Problem]:
         elif name not in names:
             message = (
                 f"names no parameter this query is given: use one of {bound} (or `%%` for a literal `%`)"
+            )
+        elif formats.setdefault(name, text[-1]) != text[-1]:
+            message = (
+                f"binds `{name}` in another format than its first use (`%({name}){formats[name]}`): "
+                "psycopg binds a parameter in one format; use the same letter everywhere"
             )
         else:
             continue

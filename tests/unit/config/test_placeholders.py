@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scheduler.config.placeholders import COHORT_PARAMETERS, WATCHER_PARAMETERS, problems, statement
@@ -87,6 +87,7 @@ PIECES += ["'", ";", "é", "a", " ", "\n"]
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+@example("%(hour)s%(hour)b")  # found by this property: psycopg binds a name in one format only
 def test_it_agrees_with_psycopg(conn: psycopg.Connection[Any], query: str) -> None:
     """For texts made of `%`, parentheses, names, format letters, quotes, spaces, newlines, `;` and a
     multi-byte letter: a problem is found exactly when psycopg refuses to bind the cohort's parameters."""
